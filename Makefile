@@ -1,0 +1,51 @@
+# capflow developer entry points. Real services (MLflow, PostgreSQL+pgvector,
+# Redis) are installed by scripts/deps.sh and run by scripts/services.sh on
+# 127.0.0.1 with state under .local/.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+GOTESTFLAGS ?= -count=1 -timeout 25m -p 2
+PKGS      ?= ./...
+# Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
+WITH_ENV  := eval "$$(bash scripts/services.sh env)";
+
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow vet fmt clean
+
+help:
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow vet fmt clean"
+
+deps:
+	@bash scripts/deps.sh
+
+services-up: deps
+	@bash scripts/services.sh up
+
+services-down:
+	@bash scripts/services.sh down
+
+services-status:
+	@bash scripts/services.sh status
+
+env:
+	@bash scripts/services.sh env
+
+test: services-up
+	$(WITH_ENV) $(GO) test $(GOTESTFLAGS) $(PKGS)
+
+demo: services-up
+	$(WITH_ENV) $(GO) run ./examples/tracking
+
+bench-mlflow: services-up
+	$(WITH_ENV) $(GO) run ./cmd/bench-mlflow $(ARGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	$(GO) fmt $(PKGS)
+
+clean: services-down
+	@if [ -L .local/pg ]; then rm -rf "$$(readlink -f .local/pg)"; fi
+	rm -rf .local
