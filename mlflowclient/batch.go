@@ -70,29 +70,45 @@ func chunkBatch(runID string, b Batch, lim batchLimits) ([][]byte, error) {
 	base := len(head) + arraysOverhead
 
 	var queues [3][][]byte // metrics, params, tags, each in caller order
-	enqueue := func(kind int, v any) error {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
+	tooBig := func(raw []byte) error {
 		if base+len(raw) > lim.bodyBytes {
 			return &ValidationError{Field: "batch entity", Reason: fmt.Sprintf("alone encodes to %d bytes, over the %d-byte request limit", len(raw), lim.bodyBytes)}
 		}
-		queues[kind] = append(queues[kind], raw)
 		return nil
 	}
-	for _, m := range b.Metrics {
-		if err := enqueue(0, m); err != nil {
+	// Metrics are encoded into one buffer (one allocation, not one per point).
+	buf := make([]byte, 0, 96*len(b.Metrics))
+	ends := make([]int, len(b.Metrics))
+	for i, m := range b.Metrics {
+		buf = m.appendJSON(buf)
+		ends[i] = len(buf)
+	}
+	queues[0] = make([][]byte, len(b.Metrics))
+	for i, end := range ends {
+		begin := 0
+		if i > 0 {
+			begin = ends[i-1]
+		}
+		queues[0][i] = buf[begin:end:end]
+		if err := tooBig(queues[0][i]); err != nil {
 			return nil, err
 		}
 	}
+	add := func(kind int, v any) error {
+		raw, err := json.Marshal(v)
+		if err == nil {
+			err = tooBig(raw)
+		}
+		queues[kind] = append(queues[kind], raw)
+		return err
+	}
 	for _, p := range b.Params {
-		if err := enqueue(1, p); err != nil {
+		if err := add(1, p); err != nil {
 			return nil, err
 		}
 	}
 	for _, t := range b.Tags {
-		if err := enqueue(2, t); err != nil {
+		if err := add(2, t); err != nil {
 			return nil, err
 		}
 	}

@@ -163,3 +163,26 @@ func TestMetricJSONNonFinite(t *testing.T) {
 	b, _ := json.Marshal(Metric{Key: "m", Value: math.Inf(-1)})
 	assert.Contains(t, string(b), `"value":"-Infinity"`)
 }
+
+func BenchmarkChunkBatch100kMetrics(b *testing.B) {
+	ms := metrics(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := chunkBatch("0123456789abcdef0123456789abcdef", Batch{Metrics: ms}, serverBatchLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestMetricAppendJSONRoundTrip(t *testing.T) {
+	for _, m := range []Metric{
+		{Key: "plain/key_1", Value: 0.25, Timestamp: 1700000000123, Step: -3},
+		{Key: "ünïcode \"quoted\" \\ \x01", Value: 1e-300, Timestamp: 1, Step: 1 << 40, RunID: "r", ModelID: "m-1", DatasetName: "d", DatasetDigest: "x"},
+	} {
+		raw := m.appendJSON(nil)
+		require.True(t, json.Valid(raw), string(raw))
+		var got Metric
+		require.NoError(t, json.Unmarshal(raw, &got))
+		assert.Equal(t, m, got)
+	}
+}

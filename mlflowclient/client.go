@@ -297,6 +297,13 @@ func (c *Client) base(e endpoint) *url.URL {
 // or as query parameters (GET, in must then be url.Values or nil); out, when
 // non-nil, receives the decoded JSON response.
 func (c *Client) call(ctx context.Context, e endpoint, in any, out any) error {
+	_, err := c.callTries(ctx, e, in, out)
+	return err
+}
+
+// callTries is call that also says how many times the request was sent, for
+// creates that must stay idempotent across retries (see Experiments.Create).
+func (c *Client) callTries(ctx context.Context, e endpoint, in any, out any) (int, error) {
 	req := c.request(ctx, e)
 	switch q := in.(type) {
 	case nil:
@@ -306,11 +313,11 @@ func (c *Client) call(ctx context.Context, e endpoint, in any, out any) error {
 		req.SetHeader("Content-Type", "application/json").SetBody([]byte(q))
 	default:
 		if e.method == http.MethodGet {
-			return fmt.Errorf("mlflowclient: internal: GET %s with a JSON body", e.path)
+			return 0, fmt.Errorf("mlflowclient: internal: GET %s with a JSON body", e.path)
 		}
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("mlflowclient: %s %s: encoding request: %w", e.method, e.path, err)
+			return 0, fmt.Errorf("mlflowclient: %s %s: encoding request: %w", e.method, e.path, err)
 		}
 		req.SetHeader("Content-Type", "application/json").SetBody(b)
 	}
@@ -322,18 +329,18 @@ func (c *Client) call(ctx context.Context, e endpoint, in any, out any) error {
 		return attempt{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}
 	})
 	if a.err != nil {
-		return transportError(e, a.err)
+		return a.tries, transportError(e, a.err)
 	}
 	if a.status < 200 || a.status > 299 {
-		return newAPIError(e.method, e.path, a.status, a.header, a.body)
+		return a.tries, newAPIError(e.method, e.path, a.status, a.header, a.body)
 	}
 	if out == nil || len(a.body) == 0 {
-		return nil
+		return a.tries, nil
 	}
 	if err := json.Unmarshal(a.body, out); err != nil {
-		return fmt.Errorf("mlflowclient: %s %s: decoding response: %w", e.method, e.path, err)
+		return a.tries, fmt.Errorf("mlflowclient: %s %s: decoding response: %w", e.method, e.path, err)
 	}
-	return nil
+	return a.tries, nil
 }
 
 // request starts a resty request with auth and context set.
@@ -364,9 +371,13 @@ func transportError(e endpoint, err error) error {
 // logs request bodies or headers unless debug is on, which we never enable.
 type restyLogger struct{ l *slog.Logger }
 
-func (r restyLogger) Errorf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
-func (r restyLogger) Warnf(format string, v ...any)  { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
-func (r restyLogger) Debugf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
+func (r restyLogger) Errorf(format string, v ...any) {
+	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
+}
+func (r restyLogger) Warnf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
+func (r restyLogger) Debugf(format string, v ...any) {
+	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
+}
 
 // drain discards and closes a response body so the connection can be reused.
 func drain(rc io.ReadCloser) {

@@ -375,3 +375,33 @@ func TestGetOrCreateResolvesAlreadyExists(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "42", exp.ID)
 }
+
+func TestRetriedCreateResolvesToExisting(t *testing.T) {
+	// The first create reaches the server, which creates the experiment but
+	// the answer is lost (503 here); the retry meets RESOURCE_ALREADY_EXISTS.
+	var creates atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/2.0/mlflow/experiments/create":
+			if creates.Add(1) == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(400)
+			fmt.Fprint(w, `{"error_code":"RESOURCE_ALREADY_EXISTS","message":"exists"}`)
+		case "/api/2.0/mlflow/experiments/get-by-name":
+			assert.Equal(t, "e", r.URL.Query().Get("experiment_name"))
+			fmt.Fprint(w, `{"experiment":{"experiment_id":"7","name":"e"}}`)
+		}
+	}))
+	defer srv.Close()
+	c := testClient(t, srv.URL)
+	id, err := c.Experiments.Create(context.Background(), CreateExperimentOptions{Name: "e"})
+	require.NoError(t, err)
+	assert.Equal(t, "7", id)
+
+	// Without a retry, an existing name is the caller's error.
+	creates.Store(1)
+	_, err = c.Experiments.Create(context.Background(), CreateExperimentOptions{Name: "e"})
+	assert.True(t, IsAlreadyExists(err))
+}

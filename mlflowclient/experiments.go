@@ -19,7 +19,9 @@ type CreateExperimentOptions struct {
 }
 
 // Create creates an experiment and returns its id. A name that exists already
-// yields an *APIError with RESOURCE_ALREADY_EXISTS; see GetOrCreate.
+// yields an *APIError with RESOURCE_ALREADY_EXISTS (see GetOrCreate) — except
+// when this call itself was retried: then the first attempt most likely
+// created it and only its answer was lost, so the existing id is returned.
 func (s *ExperimentsService) Create(ctx context.Context, opts CreateExperimentOptions) (string, error) {
 	if err := validateExperimentName(opts.Name); err != nil {
 		return "", err
@@ -32,7 +34,14 @@ func (s *ExperimentsService) Create(ctx context.Context, opts CreateExperimentOp
 	var out struct {
 		ExperimentID string `json:"experiment_id"`
 	}
-	err := s.c.call(ctx, endpoint{method: http.MethodPost, path: "/api/2.0/mlflow/experiments/create"}, opts, &out)
+	tries, err := s.c.callTries(ctx, endpoint{method: http.MethodPost, path: "/api/2.0/mlflow/experiments/create"}, opts, &out)
+	if tries > 1 && IsAlreadyExists(err) {
+		exp, gerr := s.GetByName(ctx, opts.Name)
+		if gerr != nil {
+			return "", err
+		}
+		return exp.ID, nil
+	}
 	return out.ExperimentID, err
 }
 

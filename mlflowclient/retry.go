@@ -133,6 +133,7 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // attempt is one try of a request: its status (0 when no response), headers,
 // body as far as it was read, and the transport error.
 type attempt struct {
+	tries  int // set by do: how many times the request was sent
 	status int
 	header http.Header
 	body   []byte
@@ -144,6 +145,7 @@ type attempt struct {
 func (p RetryPolicy) do(ctx context.Context, log *slog.Logger, what string, try func() attempt) attempt {
 	for n := 0; ; n++ {
 		a := try()
+		a.tries = n + 1
 		if n >= p.MaxRetries || !shouldRetry(ctx, a.status, a.body, a.err) {
 			return a
 		}
