@@ -37,7 +37,7 @@ test: services-up
 demo: services-up
 	$(WITH_ENV) $(GO) run ./examples/tracking
 
-bench-mlflow: services-up
+bench-mlflow: deps
 	$(WITH_ENV) $(GO) run ./cmd/bench-mlflow $(ARGS)
 
 vet:

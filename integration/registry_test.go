@@ -247,7 +247,7 @@ func TestRegistryVersionsStagesAndAliases(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mlflowclient.StageArchived, mv.CurrentStage, "archive_existing_versions archived the previous Production version")
 
-	versionsOf := func(stages ...string) []string {
+	versionsOf := func(stages ...mlflowclient.Stage) []string {
 		t.Helper()
 		mvs, err := c.Registry.GetLatestVersions(ctx, name, stages...)
 		require.NoError(t, err)

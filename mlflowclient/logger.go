@@ -3,6 +3,7 @@ package mlflowclient
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -466,12 +467,13 @@ func (l *AsyncLogger) loop() {
 			}
 		})
 	}
-	tick := time.NewTicker(l.opts.FlushInterval)
+	tick := time.NewTicker(max(l.opts.FlushInterval/4, time.Millisecond))
 	defer tick.Stop()
 
 	var (
 		pending Batch
 		seq     uint64
+		since   time.Time // when the oldest pending point arrived
 	)
 	dispatch := func() {
 		// Params and tags go in their own request: a param the server refuses
@@ -489,6 +491,9 @@ func (l *AsyncLogger) loop() {
 	for {
 		select {
 		case e := <-l.queue:
+			if pending.Len() == 0 {
+				since = time.Now()
+			}
 			switch e.kind {
 			case entryMetric:
 				if pending.Metrics == nil {
@@ -512,8 +517,12 @@ func (l *AsyncLogger) loop() {
 			if pending.Len() >= l.opts.BatchSize || len(pending.Params) >= maxParamsTagsPerBatch || len(pending.Tags) >= maxParamsTagsPerBatch {
 				dispatch()
 			}
-		case <-tick.C:
-			dispatch()
+		case now := <-tick.C:
+			// Only points that have waited a whole interval are sent early: under
+			// load, batches fill by size and no half-empty request goes out.
+			if pending.Len() > 0 && now.Sub(since) >= l.opts.FlushInterval {
+				dispatch()
+			}
 		}
 	}
 }
@@ -729,29 +738,13 @@ func (l *AsyncLogger) drain() error {
 		})
 }
 
-// postBatch sends one pre-encoded log-batch body. It is Client.call for a raw
-// body, except that it counts the attempts the retry policy repeats.
+// postBatch sends one pre-encoded log-batch body, counting repeated attempts.
 func postBatch(ctx context.Context, c *Client, body []byte, retries *atomic.Int64) error {
-	e := endpoint{method: http.MethodPost, path: "/api/2.0/mlflow/runs/log-batch"}
-	req := c.request(ctx, e).SetHeader("Content-Type", "application/json").SetBody(body)
-	tries := 0
-	a := c.cfg.retry.do(ctx, c.cfg.logger, e.method+" "+e.path, func() attempt {
-		if tries++; tries > 1 && retries != nil {
-			retries.Add(1)
-		}
-		resp, err := req.Execute(e.method, c.base(e).String()+e.path)
-		if err != nil {
-			return attempt{err: err, header: http.Header{}}
-		}
-		return attempt{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}
-	})
-	if a.err != nil {
-		return transportError(e, a.err)
+	tries, err := c.callTries(ctx, endpoint{method: http.MethodPost, path: "/api/2.0/mlflow/runs/log-batch"}, json.RawMessage(body), nil)
+	if tries > 1 && retries != nil {
+		retries.Add(int64(tries - 1))
 	}
-	if a.status < 200 || a.status > 299 {
-		return newAPIError(e.method, e.path, a.status, a.header, a.body)
-	}
-	return nil
+	return err
 }
 
 // probe checks in one attempt that the tracking server answers. Any answer

@@ -562,11 +562,11 @@ func (s *RegistryService) GetDownloadURI(ctx context.Context, name, version stri
 // TransitionStage moves a model version to stage (None, Staging, Production
 // or Archived, any case). With archiveExisting, the versions already in that
 // stage are moved to Archived.
-func (s *RegistryService) TransitionStage(ctx context.Context, name, version, stage string, archiveExisting bool) (*ModelVersion, error) {
+func (s *RegistryService) TransitionStage(ctx context.Context, name, version string, stage Stage, archiveExisting bool) (*ModelVersion, error) {
 	if err := validateNameVersion(name, version); err != nil {
 		return nil, err
 	}
-	st, err := ParseStage(stage)
+	st, err := ParseStage(string(stage))
 	if err != nil {
 		return nil, err
 	}
@@ -587,7 +587,7 @@ func (s *RegistryService) TransitionStage(ctx context.Context, name, version, st
 
 // GetLatestVersions returns the latest version in each of stages (any case);
 // with no stages, the latest version of every stage.
-func (s *RegistryService) GetLatestVersions(ctx context.Context, name string, stages ...string) ([]*ModelVersion, error) {
+func (s *RegistryService) GetLatestVersions(ctx context.Context, name string, stages ...Stage) ([]*ModelVersion, error) {
 	if err := required("registered model name", name); err != nil {
 		return nil, err
 	}
@@ -596,7 +596,7 @@ func (s *RegistryService) GetLatestVersions(ctx context.Context, name string, st
 		Stages []Stage `json:"stages,omitempty"`
 	}{Name: name}
 	for _, st := range stages {
-		c, err := ParseStage(st)
+		c, err := ParseStage(string(st))
 		if err != nil {
 			return nil, err
 		}

@@ -305,9 +305,9 @@ func (c *Client) resolve(ctx context.Context, u *URI, r *ResolvedURI, hops int) 
 		}
 		u = &URI{Kind: URIModelVersion, Name: u.Name, Version: mv.Version, Path: u.Path}
 	case URIModelStage, URIModelLatest:
-		var stages []string
+		var stages []Stage
 		if u.Kind == URIModelStage {
-			stages = []string{string(u.Stage)}
+			stages = []Stage{u.Stage}
 		}
 		latest, err := reg.GetLatestVersions(ctx, u.Name, stages...)
 		if err != nil {
