@@ -287,8 +287,10 @@ func TestTLSOptions(t *testing.T) {
 	defer srv.Close()
 	ctx := context.Background()
 
-	err := testClient(t, srv.URL, WithRetryPolicy(NoRetry())).Runs.SetTag(ctx, "abc", "k", "v")
+	var retries atomic.Int32
+	err := testClient(t, srv.URL, WithLogger(newCountingLogger(&retries))).Runs.SetTag(ctx, "abc", "k", "v")
 	assert.ErrorContains(t, err, "certificate", "an unknown CA is refused by default")
+	assert.Equal(t, int32(0), retries.Load(), "an untrusted certificate is not retried")
 
 	require.NoError(t, testClient(t, srv.URL, WithInsecureTLS(true)).Runs.SetTag(ctx, "abc", "k", "v"))
 
@@ -404,4 +406,21 @@ func TestRetriedCreateResolvesToExisting(t *testing.T) {
 	creates.Store(1)
 	_, err = c.Experiments.Create(context.Background(), CreateExperimentOptions{Name: "e"})
 	assert.True(t, IsAlreadyExists(err))
+}
+
+func TestRetriesConnectionDroppedMidResponse(t *testing.T) {
+	// The server closes the connection without answering: io.EOF / reset.
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			require.NoError(t, err)
+			conn.Close()
+			return
+		}
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	require.NoError(t, testClient(t, srv.URL).Runs.SetTag(context.Background(), "abc", "k", "v"))
+	assert.Equal(t, int32(3), calls.Load())
 }

@@ -11,6 +11,14 @@ import (
 // ExperimentsService handles experiments (service.proto: CreateExperiment, ...).
 type ExperimentsService service
 
+// The MLflow 3 UI opens an experiment in its GenAI or its model-training view
+// by this tag; without it the UI guesses (and guesses GenAI for an empty one).
+const (
+	TagExperimentKind              = "mlflow.experimentKind"
+	ExperimentKindModelTraining    = "custom_model_development"
+	ExperimentKindGenAIDevelopment = "genai_development"
+)
+
 // CreateExperimentOptions are the fields of CreateExperiment.
 type CreateExperimentOptions struct {
 	Name             string `json:"name"`

@@ -96,14 +96,7 @@ func (m *LoggedModel) URI() string { return "models:/" + m.Info.ModelID }
 func (m *LoggedModel) Tag(key string) (string, bool) { return findTag(m.Info.Tags, key) }
 
 // Param returns the value of param key and whether it is set.
-func (m *LoggedModel) Param(key string) (string, bool) {
-	for _, p := range m.Data.Params {
-		if p.Key == key {
-			return p.Value, true
-		}
-	}
-	return "", false
-}
+func (m *LoggedModel) Param(key string) (string, bool) { return findParam(m.Data.Params, key) }
 
 // TagModelVersions is the logged model tag where the server records the
 // registry versions created from the model, as JSON [{"name", "version"}].

@@ -2,14 +2,14 @@ package mlflowclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -81,28 +81,20 @@ func shouldRetry(ctx context.Context, status int, body []byte, err error) bool {
 	return true
 }
 
-// retryableTransportError: connection refused/reset, timeouts, EOF mid-response.
-// Everything at the network level is transient from the client's side.
+// retryableTransportError: a request that got no answer (refused, reset,
+// timed out, EOF mid-response) may succeed later — except when the caller
+// gave up or the server's certificate is not trusted, which no retry changes.
 func retryableTransportError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, errUnexpectedEOF(err))
-}
-
-// errUnexpectedEOF matches io.EOF / io.ErrUnexpectedEOF wrapped by net/http.
-func errUnexpectedEOF(err error) error {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s := e.Error(); s == "EOF" || s == "unexpected EOF" {
-			return e
-		}
-	}
-	return nil
+	var (
+		verify    *tls.CertificateVerificationError
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	return !errors.As(err, &verify) && !errors.As(err, &unknownCA) && !errors.As(err, &hostname) && !errors.As(err, &invalid)
 }
 
 // wait returns how long to sleep before retry number attempt (0-based).

@@ -218,8 +218,10 @@ type RunData struct {
 func (r *Run) Tag(key string) (string, bool) { return findTag(r.Data.Tags, key) }
 
 // Param returns the value of param key and whether it is set.
-func (r *Run) Param(key string) (string, bool) {
-	for _, p := range r.Data.Params {
+func (r *Run) Param(key string) (string, bool) { return findParam(r.Data.Params, key) }
+
+func findParam(params []Param, key string) (string, bool) {
+	for _, p := range params {
 		if p.Key == key {
 			return p.Value, true
 		}

@@ -53,14 +53,19 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	// Experiment: created on first use; its description is the mlflow.note.content tag.
+	// Experiment: created on first use; its description is the mlflow.note.content
+	// tag, and mlflow.experimentKind makes the UI open its model-training view.
 	exp, err := c.Experiments.GetOrCreate(ctx, experimentName)
 	if err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
-	if err := c.Experiments.SetTag(ctx, exp.ID, mlflowclient.TagNote,
-		"Logistic regression on synthetic data: a learning-rate sweep logged by capflow's Go client."); err != nil {
-		return err
+	for key, value := range map[string]string{
+		mlflowclient.TagNote:           "Logistic regression on synthetic data: a learning-rate sweep logged by capflow's Go client.",
+		mlflowclient.TagExperimentKind: mlflowclient.ExperimentKindModelTraining,
+	} {
+		if err := c.Experiments.SetTag(ctx, exp.ID, key, value); err != nil {
+			return err
+		}
 	}
 
 	// The parent run groups the sweep; each child is one training run.
