@@ -11,10 +11,10 @@ PKGS      ?= ./...
 # Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
 WITH_ENV  := eval "$$(bash scripts/services.sh env)";
 
-.PHONY: help deps services-up services-down services-status env test demo bench-mlflow vet fmt clean
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store vet fmt clean
 
 help:
-	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow vet fmt clean"
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store vet fmt clean"
 
 deps:
 	@bash scripts/deps.sh
@@ -49,3 +49,6 @@ fmt:
 clean: services-down
 	@if [ -L .local/pg ]; then rm -rf "$$(readlink -f .local/pg)"; fi
 	rm -rf .local
+
+bench-store: services-up
+	$(WITH_ENV) $(GO) run ./cmd/bench-store $(ARGS)

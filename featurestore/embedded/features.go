@@ -1,0 +1,274 @@
+package embedded
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/capflow/capflow/featurestore"
+)
+
+const kindFeatures = "capability features"
+
+// UpsertCapabilityFeatures validates every row, then writes them all in one
+// transaction. A bad row (wrong dimension, NaN/Inf, success_rate outside
+// [0, 1], unknown capability) is a *featurestore.RecordError naming it, and
+// nothing is written.
+func (s *Store) UpsertCapabilityFeatures(ctx context.Context, rows []featurestore.CapabilityFeatures) error {
+	for _, r := range rows {
+		if err := s.cfg.CheckFeatures(r); err != nil {
+			return fmt.Errorf("embedded: upsert capability features: %w", err)
+		}
+	}
+	err := s.update(ctx, "upsert capability features", func(tx *bolt.Tx) error {
+		caps, feats := tx.Bucket(bucketCaps), tx.Bucket(bucketFeatures)
+		for _, r := range rows {
+			if caps.Get([]byte(r.CapabilityID)) == nil {
+				return &featurestore.RecordError{Kind: kindFeatures, ID: r.CapabilityID, Field: "capability_id", Reason: "names no stored capability"}
+			}
+			if err := feats.Put([]byte(r.CapabilityID), encodeFeatures(r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.dropANNCache()
+	}
+	return err
+}
+
+// CapabilityFeatures returns the rows in ids' order; an id without a row is
+// a *featurestore.NotFoundError.
+func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]featurestore.CapabilityFeatures, error) {
+	out := make([]featurestore.CapabilityFeatures, 0, len(ids))
+	err := s.view(ctx, "capability features", func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFeatures)
+		for _, id := range ids {
+			v := b.Get([]byte(id))
+			if v == nil {
+				return &featurestore.NotFoundError{Kind: kindFeatures, ID: id}
+			}
+			r, err := decodeFeatures(id, v)
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", kindFeatures, id, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// annRow is one cached hybrid embedding, normalised to unit length so a
+// cosine is a dot product.
+type annRow struct {
+	id  string
+	vec []float32
+}
+
+func (s *Store) dropANNCache() {
+	s.annMu.Lock()
+	s.ann = nil
+	s.annGen++
+	s.annMu.Unlock()
+}
+
+// annRows returns the cached embeddings, loading them on a miss.
+func (s *Store) annRows(ctx context.Context) ([]annRow, error) {
+	s.annMu.Lock()
+	rows, gen := s.ann, s.annGen
+	s.annMu.Unlock()
+	if rows != nil {
+		return rows, nil
+	}
+	rows = []annRow{}
+	err := s.view(ctx, "nearest capabilities", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFeatures).ForEach(func(k, v []byte) error {
+			vec, err := hybridOf(v)
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", kindFeatures, k, err)
+			}
+			if unit(vec) {
+				rows = append(rows, annRow{id: string(k), vec: vec})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.annMu.Lock()
+	if s.annGen == gen { // no write since the scan began
+		s.ann = rows
+	}
+	s.annMu.Unlock()
+	return rows, nil
+}
+
+// unit scales v to unit length in place; it reports false for a nil or
+// zero vector, whose cosine is undefined.
+func unit(v []float32) bool {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	if n == 0 {
+		return false
+	}
+	inv := 1 / math.Sqrt(n)
+	for i := range v {
+		v[i] = float32(float64(v[i]) * inv)
+	}
+	return true
+}
+
+// NearestCapabilities returns the k capabilities whose hybrid embeddings
+// are closest to query by cosine distance (1 − cosine similarity), nearest
+// first, ties by id. It is exact: a scan over every row, which at catalog
+// scale is cheaper than keeping an index. Rows without a hybrid embedding are
+// not candidates.
+func (s *Store) NearestCapabilities(ctx context.Context, query []float32, k int) ([]featurestore.Neighbor, error) {
+	if err := s.cfg.CheckQueryVector(query); err != nil {
+		return nil, fmt.Errorf("embedded: nearest capabilities: %w", err)
+	}
+	q := slices.Clone(query)
+	if !unit(q) {
+		return nil, fmt.Errorf("embedded: nearest capabilities: %w",
+			&featurestore.RecordError{Kind: "ann query", Field: "vector", Reason: "is the zero vector; cosine distance is undefined"})
+	}
+	if k <= 0 {
+		return []featurestore.Neighbor{}, nil
+	}
+	rows, err := s.annRows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]featurestore.Neighbor, len(rows))
+	for i, r := range rows {
+		var dot float64
+		for j, x := range r.vec {
+			dot += float64(x) * float64(q[j])
+		}
+		out[i] = featurestore.Neighbor{CapabilityID: r.id, Distance: 1 - dot}
+	}
+	slices.SortFunc(out, func(a, b featurestore.Neighbor) int {
+		return cmp.Or(cmp.Compare(a.Distance, b.Distance), cmp.Compare(a.CapabilityID, b.CapabilityID))
+	})
+	return out[:min(k, len(out))], nil
+}
+
+// PutIntentFeatures stores f, replacing any row with its hash. A zero
+// CreatedAt is set to now.
+func (s *Store) PutIntentFeatures(ctx context.Context, f featurestore.IntentFeatures) error {
+	const kind = "intent features"
+	if f.IntentHash == "" {
+		return &featurestore.RecordError{Kind: kind, Field: "intent_hash", Reason: "is required"}
+	}
+	if err := checkVector(kind, f.IntentHash, "embedding", f.Embedding, s.cfg.TextDim); err != nil {
+		return err
+	}
+	if f.CreatedAt.IsZero() {
+		f.CreatedAt = time.Now()
+	}
+	return s.update(ctx, "put intent features", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIntents).Put([]byte(f.IntentHash), encodeIntent(f))
+	})
+}
+
+// IntentFeatures returns the row for intentHash or a
+// *featurestore.NotFoundError.
+func (s *Store) IntentFeatures(ctx context.Context, intentHash string) (*featurestore.IntentFeatures, error) {
+	var out *featurestore.IntentFeatures
+	err := s.view(ctx, "intent features", func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketIntents).Get([]byte(intentHash))
+		if v == nil {
+			return &featurestore.NotFoundError{Kind: "intent features", ID: intentHash}
+		}
+		var err error
+		out, err = decodeIntent(intentHash, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// embeddingKey joins the key's parts with NUL, which none of them holds
+// (PutEmbedding checks).
+func embeddingKey(k featurestore.EmbeddingKey) []byte {
+	return []byte(k.Model + "\x00" + k.ModelVersion + "\x00" + k.TextHash)
+}
+
+// keyName names a cache key in errors.
+func keyName(k featurestore.EmbeddingKey) string {
+	return k.Model + "@" + k.ModelVersion + "/" + k.TextHash
+}
+
+// PutEmbedding caches vec for key, replacing any earlier value. The
+// dimension is the model's, so only emptiness and finiteness are checked.
+func (s *Store) PutEmbedding(ctx context.Context, key featurestore.EmbeddingKey, vec []float32) error {
+	const kind = "embedding"
+	switch {
+	case key.Model == "":
+		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "model", Reason: "is required"}
+	case key.TextHash == "":
+		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "text_hash", Reason: "is required"}
+	case containsNUL(key.Model) || containsNUL(key.ModelVersion) || containsNUL(key.TextHash):
+		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "key", Reason: "contains a NUL byte"}
+	}
+	if err := checkVector(kind, keyName(key), "vector", vec, len(vec)); err != nil {
+		return err
+	}
+	if len(vec) == 0 {
+		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "vector", Reason: "is empty"}
+	}
+	return s.update(ctx, "put embedding", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEmbeddings).Put(embeddingKey(key), encodeVector(vec))
+	})
+}
+
+// Embedding returns the cached vector for key or a
+// *featurestore.NotFoundError.
+func (s *Store) Embedding(ctx context.Context, key featurestore.EmbeddingKey) ([]float32, error) {
+	var out []float32
+	err := s.view(ctx, "embedding", func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEmbeddings).Get(embeddingKey(key))
+		if v == nil {
+			return &featurestore.NotFoundError{Kind: "embedding", ID: keyName(key)}
+		}
+		var err error
+		out, err = decodeVector(v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func containsNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// checkVector mirrors featurestore's unexported check for the vectors this
+// package validates itself (intent features, cached embeddings).
+func checkVector(kind, id, field string, v []float32, dim int) error {
+	if len(v) != dim {
+		return &featurestore.RecordError{Kind: kind, ID: id, Field: field, Reason: fmt.Sprintf("has dimension %d, want %d", len(v), dim)}
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return &featurestore.RecordError{Kind: kind, ID: id, Field: field, Reason: fmt.Sprintf("element %d is %v", i, x)}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,460 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/capflow/capflow/featurestore"
+)
+
+// Bulk writes COPY into a temporary table dropped at commit, then
+// INSERT ... SELECT ... ON CONFLICT from it: COPY itself cannot upsert.
+
+// copyTemp creates temp table tmp shaped like table (or by the CREATE
+// statement create, when given) and COPYs rows into it.
+func copyTemp(ctx context.Context, tx pgx.Tx, tmp, create string, cols []string, rows [][]any) error {
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copy into %s: %w", tmp, err)
+	}
+	return nil
+}
+
+func likeTemp(tmp, table string) string {
+	return fmt.Sprintf("CREATE TEMP TABLE %s (LIKE %s) ON COMMIT DROP", tmp, table)
+}
+
+// vec converts a vector for pgx; nil stays SQL NULL.
+func vec(v []float32) any {
+	if v == nil {
+		return nil
+	}
+	return pgvector.NewVector(v)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// WriteDataset validates d (featurestore.Config.Validate: ids, members,
+// cycles, enums, vectors; it also computes levels and collapses identical
+// repeats) and upserts it in one transaction. Tools, capabilities and
+// queries are upserted by id; a capability's membership rows are replaced.
+// Experiences have no natural id: they are deduplicated on (session_id, ts,
+// selected_capability, intent) by a unique index, so re-importing them adds
+// nothing — two experiences equal in those four fields are one experience.
+func (s *Store) WriteDataset(ctx context.Context, d *featurestore.Dataset) error {
+	if err := s.cfg.Validate(d); err != nil {
+		return err
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := writeTools(ctx, tx, d.Tools); err != nil {
+				return err
+			}
+			if err := writeCapabilities(ctx, tx, d.Capabilities); err != nil {
+				return err
+			}
+			if err := writeQueries(ctx, tx, d.Queries); err != nil {
+				return err
+			}
+			return insertExperiences(ctx, tx, d.Experiences)
+		})
+	})
+}
+
+func writeTools(ctx context.Context, tx pgx.Tx, tools []featurestore.Tool) error {
+	if len(tools) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(tools))
+	for i, t := range tools {
+		var schema any
+		if len(t.InputSchema) > 0 {
+			schema = []byte(t.InputSchema)
+		}
+		rows[i] = []any{t.ID, t.Name, t.Description, schema}
+	}
+	if err := copyTemp(ctx, tx, "tmp_tools", likeTemp("tmp_tools", "tools"), []string{"id", "name", "description", "input_schema"}, rows); err != nil {
+		return fmt.Errorf("featurestore/postgres: write tools: %w", err)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO tools (id, name, description, input_schema)
+SELECT id, name, description, input_schema FROM tmp_tools
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, input_schema = EXCLUDED.input_schema`)
+	if err != nil {
+		return fmt.Errorf("featurestore/postgres: write tools: %w", err)
+	}
+	return nil
+}
+
+func writeCapabilities(ctx context.Context, tx pgx.Tx, caps []featurestore.Capability) error {
+	if len(caps) == 0 {
+		return nil
+	}
+	isCap := make(map[string]bool, len(caps))
+	for _, c := range caps {
+		isCap[c.ID] = true
+	}
+	rows := make([][]any, len(caps))
+	var members [][]any
+	for i, c := range caps {
+		rows[i] = []any{c.ID, c.Name, c.Description, c.Level, c.SuccessRate, c.AvgExecutionTimeMs}
+		for pos, m := range c.Members {
+			kind := "tool"
+			if isCap[m] {
+				kind = "capability"
+			}
+			members = append(members, []any{c.ID, pos, m, kind})
+		}
+	}
+	if err := copyTemp(ctx, tx, "tmp_capabilities", likeTemp("tmp_capabilities", "capabilities"),
+		[]string{"id", "name", "description", "level", "success_rate", "avg_execution_time_ms"}, rows); err != nil {
+		return fmt.Errorf("featurestore/postgres: write capabilities: %w", err)
+	}
+	if err := copyTemp(ctx, tx, "tmp_members", likeTemp("tmp_members", "capability_members"),
+		[]string{"capability_id", "position", "member_id", "member_kind"}, members); err != nil {
+		return fmt.Errorf("featurestore/postgres: write capability members: %w", err)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO capabilities (id, name, description, level, success_rate, avg_execution_time_ms)
+SELECT id, name, description, level, success_rate, avg_execution_time_ms FROM tmp_capabilities
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, level = EXCLUDED.level,
+    success_rate = EXCLUDED.success_rate, avg_execution_time_ms = EXCLUDED.avg_execution_time_ms;
+DELETE FROM capability_members WHERE capability_id IN (SELECT id FROM tmp_capabilities);
+INSERT INTO capability_members (capability_id, position, member_id, member_kind)
+SELECT capability_id, position, member_id, member_kind FROM tmp_members`)
+	if err != nil {
+		return fmt.Errorf("featurestore/postgres: write capabilities: %w", err)
+	}
+	return relevel(ctx, tx)
+}
+
+// relevel recomputes stored levels after membership changed: a rewritten
+// capability changes the level of every stored capability holding it, even
+// ones not in the dataset. Each pass sets level = 0 or 1 + the highest member
+// capability level from the previous pass; on a DAG that reaches the unique
+// fixed point after (height) passes. Validate rules out cycles within a
+// dataset and members must be in the dataset, so none can form across
+// datasets; the pass limit is only a guard.
+func relevel(ctx context.Context, tx pgx.Tx) error {
+	const maxPasses = 10000
+	for range maxPasses {
+		tag, err := tx.Exec(ctx, `UPDATE capabilities c SET level = l.level
+FROM (SELECT m.capability_id, max(CASE WHEN m.member_kind = 'capability' THEN mc.level + 1 ELSE 0 END) AS level
+      FROM capability_members m LEFT JOIN capabilities mc ON m.member_kind = 'capability' AND mc.id = m.member_id
+      GROUP BY m.capability_id) l
+WHERE l.capability_id = c.id AND c.level IS DISTINCT FROM l.level`)
+		if err != nil {
+			return fmt.Errorf("featurestore/postgres: recompute levels: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("featurestore/postgres: recompute levels: no fixed point after %d passes (a membership cycle?)", maxPasses)
+}
+
+func writeQueries(ctx context.Context, tx pgx.Tx, queries []featurestore.Query) error {
+	if len(queries) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(queries))
+	for i, q := range queries {
+		var ts any
+		if q.Timestamp != nil {
+			ts = q.Timestamp.UTC()
+		}
+		rows[i] = []any{q.ID, q.Intent, nonNil(q.ContextTools), nonNil(q.Relevant), ts}
+	}
+	if err := copyTemp(ctx, tx, "tmp_queries", likeTemp("tmp_queries", "queries"),
+		[]string{"id", "intent", "context_tools", "relevant", "ts"}, rows); err != nil {
+		return fmt.Errorf("featurestore/postgres: write queries: %w", err)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO queries (id, intent, context_tools, relevant, ts)
+SELECT id, intent, context_tools, relevant, ts FROM tmp_queries
+ON CONFLICT (id) DO UPDATE SET intent = EXCLUDED.intent, context_tools = EXCLUDED.context_tools,
+    relevant = EXCLUDED.relevant, ts = EXCLUDED.ts`)
+	if err != nil {
+		return fmt.Errorf("featurestore/postgres: write queries: %w", err)
+	}
+	return nil
+}
+
+const experienceCols = "intent, intent_embedding, context_tools, candidate_ids, selected_capability, rank, outcome, execution_time_ms, user_feedback, ts, session_id"
+
+func experienceRow(e featurestore.Experience) []any {
+	var fb any
+	if e.UserFeedback != nil {
+		fb = int16(*e.UserFeedback)
+	}
+	return []any{e.Intent, vec(e.IntentEmbedding), nonNil(e.ContextTools), nonNil(e.CandidateIDs), e.SelectedCapability,
+		e.Rank, string(e.Outcome), e.ExecutionTimeMs, fb, e.Timestamp.UTC(), e.SessionID}
+}
+
+// insertExperiences adds exps in order, skipping any already stored (same
+// session, timestamp, selected capability and intent).
+func insertExperiences(ctx context.Context, tx pgx.Tx, exps []featurestore.Experience) error {
+	switch len(exps) {
+	case 0:
+		return nil
+	case 1:
+		_, err := tx.Exec(ctx, "INSERT INTO experiences ("+experienceCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+			experienceRow(exps[0])...)
+		if err != nil {
+			return fmt.Errorf("featurestore/postgres: write experience: %w", err)
+		}
+		return nil
+	}
+	rows := make([][]any, len(exps))
+	for i, e := range exps {
+		rows[i] = append([]any{i}, experienceRow(e)...)
+	}
+	create := "CREATE TEMP TABLE tmp_experiences ON COMMIT DROP AS SELECT 0 AS ord, " + experienceCols + " FROM experiences WITH NO DATA"
+	cols := append([]string{"ord"}, strings.Split(experienceCols, ", ")...)
+	if err := copyTemp(ctx, tx, "tmp_experiences", create, cols, rows); err != nil {
+		return fmt.Errorf("featurestore/postgres: write experiences: %w", err)
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO experiences ("+experienceCols+") SELECT "+experienceCols+
+		" FROM tmp_experiences ORDER BY ord ON CONFLICT DO NOTHING")
+	if err != nil {
+		return fmt.Errorf("featurestore/postgres: write experiences: %w", err)
+	}
+	return nil
+}
+
+// AppendExperiences logs experiences (one or a batch, the batch by COPY) in
+// one transaction. Each is checked first — the rules of Validate, with
+// capability and tool ids looked up in the store — and a bad one is a
+// *featurestore.RecordError naming it ("#i", its index); then nothing is
+// written. An experience already stored (same session, timestamp, selected
+// capability and intent) is skipped, so appending is idempotent.
+func (s *Store) AppendExperiences(ctx context.Context, exps ...featurestore.Experience) error {
+	if len(exps) == 0 {
+		return nil
+	}
+	caps, capOwner, tools, toolOwner := []string{}, []int{}, []string{}, []int{}
+	for i, e := range exps {
+		if err := s.checkExperience(i, e); err != nil {
+			return err
+		}
+		caps = append(caps, e.SelectedCapability)
+		capOwner = append(capOwner, i)
+		for _, c := range e.CandidateIDs {
+			caps, capOwner = append(caps, c), append(capOwner, i)
+		}
+		for _, t := range e.ContextTools {
+			tools, toolOwner = append(tools, t), append(toolOwner, i)
+		}
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			// The first unknown capability, then the first unknown tool, by
+			// position in the arrays.
+			var (
+				kind string
+				n    int
+				id   string
+			)
+			err := tx.QueryRow(ctx, `SELECT kind, n, id FROM (
+    SELECT 0 AS k, 'capability' AS kind, n, id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)
+    WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.id = u.id)
+    UNION ALL
+    SELECT 1, 'tool', n, id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, n)
+    WHERE NOT EXISTS (SELECT 1 FROM tools t WHERE t.id = u.id)
+) missing ORDER BY k, n LIMIT 1`, caps, tools).Scan(&kind, &n, &id)
+			switch {
+			case err == nil:
+				owner, field := capOwner, "candidate_ids"
+				if kind == "tool" {
+					owner, field = toolOwner, "context_tools"
+				} else if exps[capOwner[n-1]].SelectedCapability == id {
+					field = "selected_capability"
+				}
+				return &featurestore.RecordError{Kind: "experience", ID: fmt.Sprintf("#%d", owner[n-1]), Field: field,
+					Reason: fmt.Sprintf("unknown %s id %q", kind, id)}
+			case err != pgx.ErrNoRows:
+				return fmt.Errorf("featurestore/postgres: check experience references: %w", err)
+			}
+			return insertExperiences(ctx, tx, exps)
+		})
+	})
+}
+
+// checkExperience applies Validate's per-experience rules that need no
+// lookup.
+func (s *Store) checkExperience(i int, e featurestore.Experience) error {
+	bad := func(field, reason string) error {
+		return &featurestore.RecordError{Kind: "experience", ID: fmt.Sprintf("#%d", i), Field: field, Reason: reason}
+	}
+	for _, f := range []struct{ field, text string }{{"intent", e.Intent}, {"session_id", e.SessionID}, {"selected_capability", e.SelectedCapability}} {
+		switch {
+		case f.text == "":
+			return bad(f.field, "is required")
+		case len(f.text) > s.cfg.MaxTextLen:
+			return bad(f.field, fmt.Sprintf("is %d bytes, longer than the limit of %d", len(f.text), s.cfg.MaxTextLen))
+		case !utf8.ValidString(f.text) || strings.IndexByte(f.text, 0) >= 0:
+			return bad(f.field, "is not valid UTF-8 text without NUL bytes")
+		}
+	}
+	if err := checkVector(e.IntentEmbedding, s.cfg.TextDim); err != "" {
+		return bad("intent_embedding", err)
+	}
+	if len(e.CandidateIDs) == 0 {
+		return bad("candidate_ids", "is empty")
+	}
+	if e.Rank < 1 || e.Rank > len(e.CandidateIDs) || e.CandidateIDs[e.Rank-1] != e.SelectedCapability {
+		return bad("rank", fmt.Sprintf("is %d, want the 1-based position of selected_capability %q in candidate_ids", e.Rank, e.SelectedCapability))
+	}
+	if !e.Outcome.Valid() {
+		return bad("outcome", fmt.Sprintf("is %q, want success, failure or partial", e.Outcome))
+	}
+	if x := e.ExecutionTimeMs; math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		return bad("execution_time_ms", fmt.Sprintf("is %v, want a finite number ≥ 0", x))
+	}
+	if f := e.UserFeedback; f != nil && (*f < 1 || *f > 5) {
+		return bad("user_feedback", fmt.Sprintf("is %d, want 1..5", *f))
+	}
+	if e.Timestamp.IsZero() {
+		return bad("timestamp", "is required")
+	}
+	return nil
+}
+
+// checkVector is featurestore's vector rule for an optional vector: the
+// reason it is bad, or "".
+func checkVector(v []float32, dim int) string {
+	if v == nil {
+		return ""
+	}
+	if len(v) != dim {
+		return fmt.Sprintf("has dimension %d, want %d", len(v), dim)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Sprintf("element %d is %v", i, x)
+		}
+	}
+	return ""
+}
+
+// UpsertCapabilityFeatures checks every row (featurestore.Config.CheckFeatures,
+// and that its capability exists) and then upserts them all by COPY in one
+// transaction; a bad row is a *featurestore.RecordError and nothing is
+// written. When a capability appears twice, the last row wins.
+func (s *Store) UpsertCapabilityFeatures(ctx context.Context, rows []featurestore.CapabilityFeatures) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	last := make(map[string]int, len(rows))
+	for i, r := range rows {
+		if err := s.cfg.CheckFeatures(r); err != nil {
+			return err
+		}
+		last[r.CapabilityID] = i
+	}
+	ids := make([]string, 0, len(last))
+	data := make([][]any, 0, len(last))
+	for i, r := range rows {
+		if last[r.CapabilityID] != i {
+			continue
+		}
+		ids = append(ids, r.CapabilityID)
+		data = append(data, []any{r.CapabilityID, vec(r.TextEmbedding), vec(r.N2VEmbedding), vec(r.HybridEmbedding),
+			r.ToolCount, r.AvgExecutionTimeMs, r.SuccessRate, r.UsageCount1d, r.UsageCount7d, r.UsageCount30d,
+			r.PageRank, r.ClusteringCoefficient, r.FeatureVersion, r.ComputedAt.UTC()})
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var unknown string
+			err := tx.QueryRow(ctx, `SELECT id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)
+WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.id = u.id) ORDER BY n LIMIT 1`, ids).Scan(&unknown)
+			switch {
+			case err == nil:
+				return &featurestore.RecordError{Kind: "capability features", ID: unknown, Field: "capability_id", Reason: "unknown capability"}
+			case err != pgx.ErrNoRows:
+				return fmt.Errorf("featurestore/postgres: check capability ids: %w", err)
+			}
+			featureCols := strings.Split(featureColList, ", ")
+			if err := copyTemp(ctx, tx, "tmp_features", likeTemp("tmp_features", "capability_features"), featureCols, data); err != nil {
+				return fmt.Errorf("featurestore/postgres: upsert capability features: %w", err)
+			}
+			set := make([]string, 0, len(featureCols)-1)
+			for _, c := range featureCols[1:] {
+				set = append(set, c+" = EXCLUDED."+c)
+			}
+			_, err = tx.Exec(ctx, "INSERT INTO capability_features ("+featureColList+") SELECT "+featureColList+
+				" FROM tmp_features ON CONFLICT (capability_id) DO UPDATE SET "+strings.Join(set, ", "))
+			if err != nil {
+				return fmt.Errorf("featurestore/postgres: upsert capability features: %w", err)
+			}
+			return nil
+		})
+	})
+}
+
+const featureColList = "capability_id, text_embedding, n2v_embedding, hybrid_embedding, tool_count, " +
+	"avg_execution_time_ms, success_rate, usage_count_1d, usage_count_7d, usage_count_30d, " +
+	"pagerank_score, clustering_coefficient, feature_version, computed_at"
+
+// PutIntentFeatures stores (or replaces) an intent's embedding. A zero
+// CreatedAt means now.
+func (s *Store) PutIntentFeatures(ctx context.Context, f featurestore.IntentFeatures) error {
+	if f.IntentHash == "" {
+		return &featurestore.RecordError{Kind: "intent features", Field: "intent_hash", Reason: "is required"}
+	}
+	if f.Embedding == nil {
+		return &featurestore.RecordError{Kind: "intent features", ID: f.IntentHash, Field: "embedding", Reason: "is required"}
+	}
+	if reason := checkVector(f.Embedding, s.cfg.TextDim); reason != "" {
+		return &featurestore.RecordError{Kind: "intent features", ID: f.IntentHash, Field: "embedding", Reason: reason}
+	}
+	var created any
+	if !f.CreatedAt.IsZero() {
+		created = f.CreatedAt.UTC()
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO intent_features (intent_hash, embedding, context_tools, created_at)
+VALUES ($1, $2, $3, coalesce($4, now()))
+ON CONFLICT (intent_hash) DO UPDATE SET embedding = EXCLUDED.embedding, context_tools = EXCLUDED.context_tools, created_at = EXCLUDED.created_at`,
+			f.IntentHash, vec(f.Embedding), nonNil(f.ContextTools), created)
+		if err != nil {
+			return fmt.Errorf("featurestore/postgres: put intent features %q: %w", f.IntentHash, err)
+		}
+		return nil
+	})
+}
+
+// PutEmbedding caches a text embedding under its model and text hash.
+func (s *Store) PutEmbedding(ctx context.Context, key featurestore.EmbeddingKey, v []float32) error {
+	id := key.Model + "/" + key.ModelVersion + "/" + key.TextHash
+	if key.Model == "" || key.TextHash == "" {
+		return &featurestore.RecordError{Kind: "embedding", ID: id, Reason: "model and text hash are required"}
+	}
+	if len(v) == 0 {
+		return &featurestore.RecordError{Kind: "embedding", ID: id, Field: "embedding", Reason: "is empty"}
+	}
+	if reason := checkVector(v, len(v)); reason != "" {
+		return &featurestore.RecordError{Kind: "embedding", ID: id, Field: "embedding", Reason: reason}
+	}
+	return s.do(ctx, func(ctx context.Context) error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO embedding_cache (model, model_version, text_hash, embedding, created_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (model, model_version, text_hash) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = EXCLUDED.created_at`,
+			key.Model, key.ModelVersion, key.TextHash, vec(v), time.Now().UTC())
+		if err != nil {
+			return fmt.Errorf("featurestore/postgres: put embedding %s: %w", id, err)
+		}
+		return nil
+	})
+}
