@@ -59,8 +59,10 @@ type Options struct {
 	L2TTL           time.Duration // default 24 h
 	L2Timeout       time.Duration // per Redis call (default 100 ms)
 	L2RetryInterval time.Duration // how long to skip Redis after a failure (default 1 s)
-	KeyPrefix       string        // Redis key prefix (default "capflow:fs:")
-	Logger          *slog.Logger  // default slog.Default()
+	// KeyPrefix starts every Redis key (default "capflow:fs:v1:", the
+	// encoding's version, so that a new encoding never reads old values).
+	KeyPrefix string
+	Logger    *slog.Logger // default slog.Default()
 }
 
 func (o Options) withDefaults() Options {
@@ -80,7 +82,7 @@ func (o Options) withDefaults() Options {
 		o.L2RetryInterval = time.Second
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = "capflow:fs:"
+		o.KeyPrefix = fmt.Sprintf("capflow:fs:v%d:", codecVersion)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -605,4 +606,37 @@ func TestRedisKilledMidTest(t *testing.T) {
 	assert.Equal(t, before.StoreReads, after.StoreReads)
 	assert.Equal(t, before.L2Errors, after.L2Errors)
 	assert.Equal(t, 1, logs.count("redis unavailable"))
+}
+
+func TestCollectorsExportStats(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	rows := seed(t, f, 2)
+	c := New(f, Options{})
+	for range 2 {
+		_, err := c.CapabilityFeatures(ctx, ids(rows))
+		require.NoError(t, err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c.Collectors()[0]))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetValue() + "}"
+			}
+			got[name] = m.GetCounter().GetValue()
+		}
+	}
+	assert.Equal(t, map[string]float64{
+		"capflow_featurestore_cache_hits_total{l1}":    2,
+		"capflow_featurestore_cache_misses_total{l1}":  2,
+		"capflow_featurestore_cache_hits_total{l2}":    0,
+		"capflow_featurestore_cache_misses_total{l2}":  0,
+		"capflow_featurestore_cache_errors_total{l2}":  0,
+		"capflow_featurestore_cache_store_reads_total": 1,
+	}, got)
 }
