@@ -145,3 +145,12 @@ func (v ValidationErrors) Error() string {
 	}
 	return msg
 }
+
+// Unwrap lets errors.As find the *RecordError inside (the first one).
+func (v ValidationErrors) Unwrap() []error {
+	out := make([]error, len(v))
+	for i, e := range v {
+		out[i] = e
+	}
+	return out
+}

@@ -100,10 +100,34 @@ type validator struct {
 	tools map[string]bool
 	caps  map[string]bool
 	skip  unreadable
+	// stored answers for ids outside the dataset (CheckExperiences).
+	storedTool, storedCap func(id string) bool
 }
 
-func (v *validator) isTool(id string) bool { return v.tools[id] || v.skip.tools[id] }
-func (v *validator) isCap(id string) bool  { return v.caps[id] || v.skip.caps[id] }
+func (v *validator) isTool(id string) bool {
+	return v.tools[id] || v.skip.tools[id] || v.storedTool != nil && v.storedTool(id)
+}
+
+func (v *validator) isCap(id string) bool {
+	return v.caps[id] || v.skip.caps[id] || v.storedCap != nil && v.storedCap(id)
+}
+
+// CheckExperiences applies Validate's experience rules to experiences
+// appended to a store outside a dataset import: isTool and isCapability say
+// whether an id is stored. Timestamps are converted to UTC in place. Errors
+// name experiences "#i", their index in exps.
+func (c Config) CheckExperiences(exps []Experience, isTool, isCapability func(id string) bool) error {
+	v := validator{cfg: c.WithDefaults(), storedTool: isTool, storedCap: isCapability}
+	v.checkExperiences(exps)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	out := make(ValidationErrors, len(v.errs))
+	for i, e := range v.errs {
+		out[i] = e.err
+	}
+	return out
+}
 
 func (v *validator) add(index int, kind, id, field, reason string) {
 	v.errs = append(v.errs, indexedError{index: index, err: &RecordError{Kind: kind, ID: id, Field: field, Reason: reason}})

@@ -29,7 +29,9 @@ func TestReopenKeepsData(t *testing.T) {
 	st, err := embedded.Open(path, testConfig)
 	require.NoError(t, err)
 	require.NoError(t, st.WriteDataset(ctx, smallDataset()))
-	require.NoError(t, st.AppendExperiences(ctx, smallDataset().Experiences...))
+	later := smallDataset().Experiences[0]
+	later.Timestamp = later.Timestamp.Add(time.Second) // a new experience, not a retry
+	require.NoError(t, st.AppendExperiences(ctx, later))
 	require.NoError(t, st.Close())
 
 	st, err = embedded.Open(path, testConfig)

@@ -47,7 +47,10 @@ func putExperience(tx *bolt.Tx, e featurestore.Experience, skipDuplicate bool) (
 	if err != nil {
 		return false, err
 	}
-	sum := sha256.Sum256(raw)
+	// An experience is identified, as in the postgres backend, by session,
+	// time, selected capability and intent: re-imports and retried appends
+	// are no-ops.
+	sum := sha256.Sum256([]byte(e.SessionID + "\x00" + e.Timestamp.Format(time.RFC3339Nano) + "\x00" + e.SelectedCapability + "\x00" + e.Intent))
 	byHash := tx.Bucket(bucketExpsByHash)
 	if skipDuplicate && byHash.Get(sum[:]) != nil {
 		return false, nil
@@ -96,7 +99,8 @@ func getExperience(exps *bolt.Bucket, key []byte) (featurestore.Experience, erro
 // AppendExperiences validates and appends exps in one transaction: all of
 // them or none. Each is checked by the dataset rules against the stored
 // tools and capabilities; errors name experiences "#i" by their index in
-// exps. Appending is a log: identical experiences are all kept.
+// exps. An experience already stored (same session, timestamp, selected
+// capability and intent) is skipped, so a retried append is harmless.
 func (s *Store) AppendExperiences(ctx context.Context, exps ...featurestore.Experience) error {
 	if len(exps) == 0 {
 		return nil
@@ -108,7 +112,7 @@ func (s *Store) AppendExperiences(ctx context.Context, exps ...featurestore.Expe
 			return err
 		}
 		for _, e := range exps {
-			if _, err := putExperience(tx, e, false); err != nil {
+			if _, err := putExperience(tx, e, true); err != nil {
 				return err
 			}
 		}
@@ -116,54 +120,13 @@ func (s *Store) AppendExperiences(ctx context.Context, exps ...featurestore.Expe
 	})
 }
 
-// checkExperiences applies featurestore.Config.Validate to exps, so appended
-// experiences follow exactly the import rules. Validate resolves ids within a
-// dataset, so the dataset gets a stand-in for every referenced tool and
-// capability that the store holds; each stand-in capability has a stored tool
-// as its member (a stored capability implies a stored tool, since members
-// bottom out in tools).
+// checkExperiences applies the import rules to exps, with ids resolved
+// against the stored tools and capabilities.
 func (s *Store) checkExperiences(tx *bolt.Tx, exps []featurestore.Experience) error {
 	tools, caps := tx.Bucket(bucketTools), tx.Bucket(bucketCaps)
-	d := &featurestore.Dataset{Experiences: exps}
-	seen := map[string]bool{}
-	var anchor string
-	if k, _ := tools.Cursor().First(); k != nil {
-		anchor = string(k)
-		seen[anchor] = true
-		d.Tools = append(d.Tools, featurestore.Tool{ID: anchor, Name: anchor})
-	}
-	for _, e := range exps {
-		for _, id := range e.ContextTools {
-			if !seen[id] && tools.Get([]byte(id)) != nil {
-				seen[id] = true
-				d.Tools = append(d.Tools, featurestore.Tool{ID: id, Name: id})
-			}
-		}
-		for _, id := range append([]string{e.SelectedCapability}, e.CandidateIDs...) {
-			if !seen[id] && anchor != "" && caps.Get([]byte(id)) != nil {
-				seen[id] = true
-				d.Capabilities = append(d.Capabilities, featurestore.Capability{ID: id, Name: id, Members: []string{anchor}})
-			}
-		}
-	}
-	err := s.cfg.Validate(d)
-	if err == nil {
-		return nil
-	}
-	// Only the experiences' own errors concern the caller; the stand-ins
-	// are valid by construction, but filter rather than trust that.
-	var errs featurestore.ValidationErrors
-	if verrs, ok := err.(featurestore.ValidationErrors); ok {
-		for _, e := range verrs {
-			if e.Kind == "experience" {
-				errs = append(errs, e)
-			}
-		}
-	}
-	if len(errs) == 0 {
-		return err
-	}
-	return errs
+	return s.cfg.CheckExperiences(exps,
+		func(id string) bool { return tools.Get([]byte(id)) != nil },
+		func(id string) bool { return caps.Get([]byte(id)) != nil })
 }
 
 // ExperiencesBetween returns the experiences with from ≤ timestamp < to,

@@ -480,7 +480,7 @@ func TestExperiences(t *testing.T) {
 	for _, c := range []struct {
 		e     featurestore.Experience
 		field string
-	}{{unknown, "selected_capability"}, {badDim, "intent_embedding"}, {badOutcome, "outcome"}, {unknownTool, "context_tools"}} {
+	}{{unknown, "candidate_ids"}, {badDim, "intent_embedding"}, {badOutcome, "outcome"}, {unknownTool, "context_tools"}} {
 		err := s.AppendExperiences(ctx, exp("web", 3*time.Minute, "c"), c.e)
 		var re *featurestore.RecordError
 		require.ErrorAs(t, err, &re, c.field)

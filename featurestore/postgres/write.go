@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
@@ -243,92 +242,37 @@ func (s *Store) AppendExperiences(ctx context.Context, exps ...featurestore.Expe
 	if len(exps) == 0 {
 		return nil
 	}
-	caps, capOwner, tools, toolOwner := []string{}, []int{}, []string{}, []int{}
-	for i, e := range exps {
-		if err := s.checkExperience(i, e); err != nil {
-			return err
-		}
-		caps = append(caps, e.SelectedCapability)
-		capOwner = append(capOwner, i)
-		for _, c := range e.CandidateIDs {
-			caps, capOwner = append(caps, c), append(capOwner, i)
-		}
-		for _, t := range e.ContextTools {
-			tools, toolOwner = append(tools, t), append(toolOwner, i)
-		}
+	var caps, tools []string
+	for _, e := range exps {
+		caps = append(append(caps, e.SelectedCapability), e.CandidateIDs...)
+		tools = append(tools, e.ContextTools...)
 	}
 	return s.do(ctx, func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			// The first unknown capability, then the first unknown tool, by
-			// position in the arrays.
-			var (
-				kind string
-				n    int
-				id   string
-			)
-			err := tx.QueryRow(ctx, `SELECT kind, n, id FROM (
-    SELECT 0 AS k, 'capability' AS kind, n, id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)
-    WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.id = u.id)
-    UNION ALL
-    SELECT 1, 'tool', n, id FROM unnest($2::text[]) WITH ORDINALITY AS u(id, n)
-    WHERE NOT EXISTS (SELECT 1 FROM tools t WHERE t.id = u.id)
-) missing ORDER BY k, n LIMIT 1`, caps, tools).Scan(&kind, &n, &id)
-			switch {
-			case err == nil:
-				owner, field := capOwner, "candidate_ids"
-				if kind == "tool" {
-					owner, field = toolOwner, "context_tools"
-				} else if exps[capOwner[n-1]].SelectedCapability == id {
-					field = "selected_capability"
-				}
-				return &featurestore.RecordError{Kind: "experience", ID: fmt.Sprintf("#%d", owner[n-1]), Field: field,
-					Reason: fmt.Sprintf("unknown %s id %q", kind, id)}
-			case err != pgx.ErrNoRows:
+			// One round trip learns which referenced ids are stored; the
+			// rules themselves are featurestore's, as on import.
+			known := map[string]bool{}
+			rows, err := tx.Query(ctx, `SELECT 'c:' || id FROM capabilities WHERE id = ANY($1)
+UNION ALL SELECT 't:' || id FROM tools WHERE id = ANY($2)`, caps, tools)
+			if err != nil {
 				return fmt.Errorf("featurestore/postgres: check experience references: %w", err)
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("featurestore/postgres: check experience references: %w", err)
+			}
+			for _, id := range ids {
+				known[id] = true
+			}
+			err = s.cfg.CheckExperiences(exps,
+				func(id string) bool { return known["t:"+id] },
+				func(id string) bool { return known["c:"+id] })
+			if err != nil {
+				return err
 			}
 			return insertExperiences(ctx, tx, exps)
 		})
 	})
-}
-
-// checkExperience applies Validate's per-experience rules that need no
-// lookup.
-func (s *Store) checkExperience(i int, e featurestore.Experience) error {
-	bad := func(field, reason string) error {
-		return &featurestore.RecordError{Kind: "experience", ID: fmt.Sprintf("#%d", i), Field: field, Reason: reason}
-	}
-	for _, f := range []struct{ field, text string }{{"intent", e.Intent}, {"session_id", e.SessionID}, {"selected_capability", e.SelectedCapability}} {
-		switch {
-		case f.text == "":
-			return bad(f.field, "is required")
-		case len(f.text) > s.cfg.MaxTextLen:
-			return bad(f.field, fmt.Sprintf("is %d bytes, longer than the limit of %d", len(f.text), s.cfg.MaxTextLen))
-		case !utf8.ValidString(f.text) || strings.IndexByte(f.text, 0) >= 0:
-			return bad(f.field, "is not valid UTF-8 text without NUL bytes")
-		}
-	}
-	if err := checkVector(e.IntentEmbedding, s.cfg.TextDim); err != "" {
-		return bad("intent_embedding", err)
-	}
-	if len(e.CandidateIDs) == 0 {
-		return bad("candidate_ids", "is empty")
-	}
-	if e.Rank < 1 || e.Rank > len(e.CandidateIDs) || e.CandidateIDs[e.Rank-1] != e.SelectedCapability {
-		return bad("rank", fmt.Sprintf("is %d, want the 1-based position of selected_capability %q in candidate_ids", e.Rank, e.SelectedCapability))
-	}
-	if !e.Outcome.Valid() {
-		return bad("outcome", fmt.Sprintf("is %q, want success, failure or partial", e.Outcome))
-	}
-	if x := e.ExecutionTimeMs; math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
-		return bad("execution_time_ms", fmt.Sprintf("is %v, want a finite number ≥ 0", x))
-	}
-	if f := e.UserFeedback; f != nil && (*f < 1 || *f > 5) {
-		return bad("user_feedback", fmt.Sprintf("is %d, want 1..5", *f))
-	}
-	if e.Timestamp.IsZero() {
-		return bad("timestamp", "is required")
-	}
-	return nil
 }
 
 // checkVector is featurestore's vector rule for an optional vector: the

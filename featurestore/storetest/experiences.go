@@ -45,6 +45,14 @@ func (s *suite) appendExperiences(t *testing.T) {
 	require.NoError(t, st.AppendExperiences(ctx)) // nothing to do
 	want := []featurestore.Experience{e1, e2, e3}
 	assert.Equal(t, normExps(t, want, false), normExps(t, s.all(t, st), true))
+
+	// An experience is identified by session, time, selected capability and
+	// intent: appending it again (a retry) stores nothing new, even when
+	// other fields differ.
+	again := e2
+	again.Outcome = featurestore.OutcomeSuccess
+	require.NoError(t, st.AppendExperiences(ctx, e1, again))
+	assert.Equal(t, normExps(t, want, false), normExps(t, s.all(t, st), true), "a re-appended experience is a no-op")
 }
 
 func (s *suite) appendAllOrNothing(t *testing.T) {
