@@ -32,6 +32,13 @@
 // The recovery is logged once. Invalidations that could not reach Redis are
 // remembered and applied on recovery; until then those keys are not read
 // from Redis.
+//
+// # Redis values
+//
+// L2 values are featurestore/internal/codec's compact binary encoding, the
+// one the embedded store also uses: a value that does not decode (another
+// layout version, another record kind, or another record's id) is logged
+// and treated as a miss.
 package cache
 
 import (
@@ -47,6 +54,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/internal/codec"
 )
 
 // Options configure New. Zero fields take the design's defaults.
@@ -59,7 +67,7 @@ type Options struct {
 	L2TTL           time.Duration // default 24 h
 	L2Timeout       time.Duration // per Redis call (default 100 ms)
 	L2RetryInterval time.Duration // how long to skip Redis after a failure (default 1 s)
-	// KeyPrefix starts every Redis key (default "capflow:fs:v1:", the
+	// KeyPrefix starts every Redis key (default "capflow:fs:v2:", the
 	// encoding's version, so that a new encoding never reads old values).
 	KeyPrefix string
 	Logger    *slog.Logger // default slog.Default()
@@ -82,7 +90,7 @@ func (o Options) withDefaults() Options {
 		o.L2RetryInterval = time.Second
 	}
 	if o.KeyPrefix == "" {
-		o.KeyPrefix = fmt.Sprintf("capflow:fs:v%d:", codecVersion)
+		o.KeyPrefix = fmt.Sprintf("capflow:fs:v%d:", codec.Version)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -286,7 +294,7 @@ func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]feature
 			var r *featurestore.CapabilityFeatures
 			if vals[i] != nil {
 				var err error
-				if r, err = decodeFeatures(vals[i]); err != nil || r.CapabilityID != id {
+				if r, err = codec.DecodeFeatures(vals[i]); err != nil || r.CapabilityID != id {
 					s.l2.log.Warn("featurestore cache: ignoring unreadable redis value", "key", keys[i], "err", err)
 					r = nil
 				}
@@ -322,7 +330,7 @@ func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]feature
 			own := cloneFeatures(rows[i])
 			e := entry{key: featuresKey(id), val: &own}
 			if s.l2 != nil {
-				e.enc = encodeFeatures(&own)
+				e.enc = codec.EncodeFeatures(&own)
 			}
 			fills = append(fills, e)
 		}
@@ -342,7 +350,7 @@ func (s *Store) IntentFeatures(ctx context.Context, intentHash string) (*feature
 	s.stats.l1Misses.Add(1)
 	if s.l2 != nil {
 		if b := s.lookupL2(ctx, []string{key})[0]; b != nil {
-			f, err := decodeIntent(b)
+			f, err := codec.DecodeIntent(b)
 			if err == nil && f.IntentHash == intentHash {
 				s.fill(ctx, gen0, []entry{{key: key, val: f}})
 				return cloneIntent(*f), nil
@@ -358,7 +366,7 @@ func (s *Store) IntentFeatures(ctx context.Context, intentHash string) (*feature
 	own := cloneIntent(*f)
 	e := entry{key: key, val: own}
 	if s.l2 != nil {
-		e.enc = encodeIntent(own)
+		e.enc = codec.EncodeIntent(own)
 	}
 	s.fill(ctx, gen0, []entry{e})
 	return f, nil
@@ -375,7 +383,7 @@ func (s *Store) Embedding(ctx context.Context, k featurestore.EmbeddingKey) ([]f
 	s.stats.l1Misses.Add(1)
 	if s.l2 != nil {
 		if b := s.lookupL2(ctx, []string{key})[0]; b != nil {
-			v, err := decodeVector(b)
+			v, err := codec.DecodeVector(b)
 			if err == nil {
 				s.fill(ctx, gen0, []entry{{key: key, val: v}})
 				return slices.Clone(v), nil
@@ -391,7 +399,7 @@ func (s *Store) Embedding(ctx context.Context, k featurestore.EmbeddingKey) ([]f
 	own := slices.Clone(v)
 	e := entry{key: key, val: own}
 	if s.l2 != nil {
-		e.enc = encodeVector(own)
+		e.enc = codec.EncodeVector(own)
 	}
 	s.fill(ctx, gen0, []entry{e})
 	return v, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/internal/codec"
 	"github.com/capflow/capflow/internal/testenv"
 )
 
@@ -446,27 +447,6 @@ func TestL1IsBounded(t *testing.T) {
 	assert.Equal(t, ids(rows)[:2], f.readCalls()[1])
 }
 
-func TestCodecRoundTripsAndRejectsGarbage(t *testing.T) {
-	r := row(rand.New(rand.NewPCG(3, 3)), "x")
-	r.N2VEmbedding = nil
-	r.ComputedAt = time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))
-	b := encodeFeatures(&r)
-	got, err := decodeFeatures(b)
-	require.NoError(t, err)
-	assert.Nil(t, got.N2VEmbedding)
-	assert.True(t, r.ComputedAt.Equal(got.ComputedAt))
-	got.ComputedAt = r.ComputedAt
-	assert.Equal(t, r, *got)
-	for i := range b {
-		_, err := decodeFeatures(b[:i])
-		assert.Error(t, err, "truncated at %d", i)
-	}
-	_, err = decodeFeatures(append(slices.Clone(b), 0))
-	assert.Error(t, err, "trailing byte")
-	_, err = decodeVector(b)
-	assert.Error(t, err, "another kind")
-}
-
 // countingHandler counts log records by message.
 type countingHandler struct {
 	mu   sync.Mutex
@@ -584,7 +564,7 @@ func TestRedisKilledMidTest(t *testing.T) {
 	bin, err := exec.LookPath("redis-server")
 	require.NoError(t, err)
 	srv.start(bin)
-	stale := encodeFeatures(&rows[0])
+	stale := codec.EncodeFeatures(&rows[0])
 	require.NoError(t, rdb.Set(ctx, "t:cf:"+rows[0].CapabilityID, stale, time.Hour).Err())
 	time.Sleep(2 * retry)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/featurestore/embedded"
@@ -72,6 +73,25 @@ func TestOpenRefusesOtherDimensions(t *testing.T) {
 	st, err = embedded.Open(path, same)
 	require.NoError(t, err)
 	require.NoError(t, st.Close())
+}
+
+// TestOpenRefusesOtherFileFormat: a file written by another layout (of the
+// buckets or of the codec's values) is refused at Open, not misread later.
+func TestOpenRefusesOtherFileFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := embedded.Open(path, testConfig)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+
+	db, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("1"))
+	}))
+	require.NoError(t, db.Close())
+
+	_, err = embedded.Open(path, testConfig)
+	assert.ErrorContains(t, err, `file format "1"`)
 }
 
 func TestOpenFailsWhileAnotherHolderHasTheFile(t *testing.T) {

@@ -12,13 +12,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/internal/codec"
 )
 
-// expRecord is a stored experience; the intent embedding is kept as
-// little-endian float32 bytes rather than a JSON number list.
+// expRecord is a stored experience; the intent embedding, if any, is kept
+// as codec.EncodeVector bytes (little-endian float32s) rather than a JSON
+// number list.
 type expRecord struct {
 	featurestore.Experience
-	Embedding []byte `json:"intent_embedding_f32le,omitempty"`
+	Embedding []byte `json:"intent_embedding_codec,omitempty"`
 }
 
 // timeKey orders instants bytewise: seconds since the epoch with the sign
@@ -42,7 +44,10 @@ func idKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
 func putExperience(tx *bolt.Tx, e featurestore.Experience, skipDuplicate bool) (bool, error) {
 	e.ID = 0
 	e.Timestamp = e.Timestamp.UTC()
-	rec := expRecord{Experience: e, Embedding: encodeVector(e.IntentEmbedding)}
+	rec := expRecord{Experience: e}
+	if e.IntentEmbedding != nil {
+		rec.Embedding = codec.EncodeVector(e.IntentEmbedding)
+	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return false, err
@@ -89,7 +94,7 @@ func getExperience(exps *bolt.Bucket, key []byte) (featurestore.Experience, erro
 	e.Timestamp = e.Timestamp.UTC()
 	if rec.Embedding != nil {
 		var err error
-		if e.IntentEmbedding, err = decodeVector(rec.Embedding); err != nil {
+		if e.IntentEmbedding, err = codec.DecodeVector(rec.Embedding); err != nil {
 			return featurestore.Experience{}, fmt.Errorf("experience %d: %w", e.ID, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/internal/codec"
 )
 
 const kindFeatures = "capability features"
@@ -32,7 +33,7 @@ func (s *Store) UpsertCapabilityFeatures(ctx context.Context, rows []featurestor
 			if caps.Get([]byte(r.CapabilityID)) == nil {
 				return &featurestore.RecordError{Kind: kindFeatures, ID: r.CapabilityID, Field: "capability_id", Reason: "names no stored capability"}
 			}
-			if err := feats.Put([]byte(r.CapabilityID), encodeFeatures(r)); err != nil {
+			if err := feats.Put([]byte(r.CapabilityID), codec.EncodeFeatures(&r)); err != nil {
 				return err
 			}
 		}
@@ -55,11 +56,14 @@ func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]feature
 			if v == nil {
 				return &featurestore.NotFoundError{Kind: kindFeatures, ID: id}
 			}
-			r, err := decodeFeatures(id, v)
+			r, err := codec.DecodeFeatures(v)
+			if err == nil && r.CapabilityID != id { // the value names its key
+				err = codec.ErrCorrupt
+			}
 			if err != nil {
 				return fmt.Errorf("%s %q: %w", kindFeatures, id, err)
 			}
-			out = append(out, r)
+			out = append(out, *r)
 		}
 		return nil
 	})
@@ -94,7 +98,7 @@ func (s *Store) annRows(ctx context.Context) ([]annRow, error) {
 	rows = []annRow{}
 	err := s.view(ctx, "nearest capabilities", func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFeatures).ForEach(func(k, v []byte) error {
-			vec, err := hybridOf(v)
+			vec, err := codec.FeaturesHybrid(v)
 			if err != nil {
 				return fmt.Errorf("%s %q: %w", kindFeatures, k, err)
 			}
@@ -181,7 +185,7 @@ func (s *Store) PutIntentFeatures(ctx context.Context, f featurestore.IntentFeat
 		f.CreatedAt = time.Now()
 	}
 	return s.update(ctx, "put intent features", func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntents).Put([]byte(f.IntentHash), encodeIntent(f))
+		return tx.Bucket(bucketIntents).Put([]byte(f.IntentHash), codec.EncodeIntent(&f))
 	})
 }
 
@@ -195,7 +199,10 @@ func (s *Store) IntentFeatures(ctx context.Context, intentHash string) (*feature
 			return &featurestore.NotFoundError{Kind: "intent features", ID: intentHash}
 		}
 		var err error
-		out, err = decodeIntent(intentHash, v)
+		out, err = codec.DecodeIntent(v)
+		if err == nil && out.IntentHash != intentHash { // the value names its key
+			err = codec.ErrCorrupt
+		}
 		return err
 	})
 	if err != nil {
@@ -234,7 +241,7 @@ func (s *Store) PutEmbedding(ctx context.Context, key featurestore.EmbeddingKey,
 		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "vector", Reason: "is empty"}
 	}
 	return s.update(ctx, "put embedding", func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketEmbeddings).Put(embeddingKey(key), encodeVector(vec))
+		return tx.Bucket(bucketEmbeddings).Put(embeddingKey(key), codec.EncodeVector(vec))
 	})
 }
 
@@ -248,7 +255,7 @@ func (s *Store) Embedding(ctx context.Context, key featurestore.EmbeddingKey) ([
 			return &featurestore.NotFoundError{Kind: "embedding", ID: keyName(key)}
 		}
 		var err error
-		out, err = decodeVector(v)
+		out, err = codec.DecodeVector(v)
 		return err
 	})
 	if err != nil {

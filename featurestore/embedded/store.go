@@ -9,6 +9,15 @@
 // each batch of feature rows or experiences. One process at a time opens the
 // file (bbolt holds an exclusive file lock).
 //
+// Records (tools, capabilities, queries, experiences) are stored as JSON:
+// they are small, their JSON shape is already the interchange format, and a
+// field added later decodes old values without a migration. Feature rows,
+// intent features, cached embeddings and experiences' intent embeddings are
+// featurestore/internal/codec's compact binary encoding (the cache's Redis
+// values are the same): a 1024-d embedding is 4 KB that way against ~11 KB
+// as JSON text, and decoding is a copy rather than float parsing, which
+// matters when NearestCapabilities loads every hybrid embedding.
+//
 // Experiences get an auto-increment id and two index buckets — by time and by
 // session — so window, session and usage queries read only the keys in
 // range. NearestCapabilities is an exact brute-force cosine scan over the
@@ -49,7 +58,7 @@ var (
 	allBuckets        = [][]byte{bucketMeta, bucketTools, bucketCaps, bucketQueries, bucketExps, bucketExpsByTime, bucketExpsBySess, bucketExpsByHash, bucketFeatures, bucketIntents, bucketEmbeddings}
 	metaKeyDims       = []byte("dims")
 	metaKeyFormat     = []byte("format")
-	currentFileFormat = []byte("1")
+	currentFileFormat = []byte("2") // changes with the buckets or codec.Version; Open refuses other formats
 )
 
 // Store is the embedded backend. It is safe for concurrent use.
