@@ -11,8 +11,10 @@
 // seeded: vectors are clustered (a centre per cluster plus noise, unit
 // length), like real embeddings and unlike uniform noise, which would make
 // the HNSW index do far more work than on real data. Rows are upserted as
-// the feature pipeline does, in batches (-batch), each one transaction with
-// the HNSW index maintained; reads run one at a time, so the latencies are a
+// the feature pipeline's full refresh does: by default in one call, which the
+// postgres store loads with COPY and follows with one HNSW index build; with
+// smaller -batch values each call is one transaction that maintains the index
+// row by row (~3× slower). Reads run one at a time, so the latencies are a
 // single client's.
 //
 // Environment: CAPFLOW_PG_DSN.
@@ -63,7 +65,7 @@ type config struct {
 func parseFlags() (config, error) {
 	var c config
 	flag.IntVar(&c.rows, "rows", 100_000, "capabilities (and feature rows) to write")
-	flag.IntVar(&c.batch, "batch", 5_000, "feature rows per UpsertCapabilityFeatures call")
+	flag.IntVar(&c.batch, "batch", 100_000, "feature rows per UpsertCapabilityFeatures call")
 	flag.IntVar(&c.tools, "tools", 10_000, "tools in the synthetic catalog")
 	flag.IntVar(&c.reads, "reads", 200, "timed batch reads by id")
 	flag.IntVar(&c.readSize, "read-size", 1_000, "ids per batch read")

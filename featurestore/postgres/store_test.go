@@ -538,3 +538,37 @@ func TestConnLost(t *testing.T) {
 	assert.False(t, connLost(errors.New("boom")))
 	assert.False(t, connLost(&featurestore.RecordError{}))
 }
+
+// A bulk upsert (≥ bulkRows, at least the table's size) rebuilds the ANN
+// index instead of maintaining it row by row; afterwards the index exists,
+// is used, and finds the right neighbours; a smaller follow-up upsert keeps it.
+func TestBulkUpsertRebuildsANNIndex(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	d := &featurestore.Dataset{Tools: []featurestore.Tool{{ID: "t", Name: "t"}}}
+	rows := make([]featurestore.CapabilityFeatures, bulkRows)
+	for i := range rows {
+		id := fmt.Sprintf("cap%05d", i)
+		d.Capabilities = append(d.Capabilities, featurestore.Capability{ID: id, Name: id, Members: []string{"t"}})
+		h := make([]float32, testCfg.HybridDim)
+		for j := range h {
+			h[j] = float32(rng.NormFloat64())
+		}
+		rows[i] = featurestore.CapabilityFeatures{CapabilityID: id, HybridEmbedding: h, ComputedAt: t0}
+	}
+	require.NoError(t, s.WriteDataset(ctx, d))
+	require.NoError(t, s.UpsertCapabilityFeatures(ctx, rows))
+	require.NoError(t, s.UpsertCapabilityFeatures(ctx, rows[:10]))
+	assert.Equal(t, bulkRows, count(t, s, "capability_features"))
+
+	var indexes int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1
+AND indexname = 'capability_features_hybrid_hnsw'`, s.Schema()).Scan(&indexes))
+	assert.Equal(t, 1, indexes, "the ANN index is back after the bulk load")
+
+	got, err := s.NearestCapabilities(ctx, rows[4242].HybridEmbedding, 5)
+	require.NoError(t, err)
+	require.NotEmpty(t, got)
+	assert.Equal(t, "cap04242", got[0].CapabilityID)
+}
