@@ -18,17 +18,7 @@ import (
 // sealToolsDir finds the real Seal-Tools data: $CAPFLOW_SEALTOOLS_DIR, else
 // ../../shared/datasets/seal-tools from this package. Absent, the test skips
 // locally and fails under CI.
-func sealToolsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "datasets", "seal-tools")
-	}
-	if _, err := os.Stat(filepath.Join(dir, SealToolsToolFile)); err != nil {
-		testenv.Missing(t, "Seal-Tools dataset: %v (set CAPFLOW_SEALTOOLS_DIR)", err)
-	}
-	return dir
-}
+func sealToolsDir(t *testing.T) string { return testenv.SealToolsDir(t) }
 
 func TestReadSealTools(t *testing.T) {
 	d, err := ReadSealTools(context.Background(), sealToolsDir(t), Config{})

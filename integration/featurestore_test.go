@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +20,7 @@ import (
 // (idempotent), and reads back with the expected counts and hierarchy.
 func TestSealToolsImportIntoPostgres(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
-	dir := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "datasets", "seal-tools")
-	}
-	if _, err := os.Stat(filepath.Join(dir, featurestore.SealToolsToolFile)); err != nil {
-		testenv.Missing(t, "Seal-Tools dataset: %v", err)
-	}
+	dir := testenv.SealToolsDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	schema := fmt.Sprintf("it_sealtools_%d", time.Now().UnixNano())

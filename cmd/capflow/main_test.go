@@ -25,16 +25,7 @@ func capflow(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func sealTools(t *testing.T) string {
-	dir := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "datasets", "seal-tools")
-	}
-	if _, err := os.Stat(filepath.Join(dir, featurestore.SealToolsToolFile)); err != nil {
-		testenv.Missing(t, "Seal-Tools dataset: %v (set CAPFLOW_SEALTOOLS_DIR)", err)
-	}
-	return dir
-}
+func sealTools(t *testing.T) string { return testenv.SealToolsDir(t) }
 
 // Import the real development data into the embedded store, export it, import
 // the export into a second store and export again: the two exports are equal.

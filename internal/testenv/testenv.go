@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,4 +132,40 @@ var seq atomic.Int64
 // on a shared server.
 func Name(t testing.TB, prefix string) string {
 	return fmt.Sprintf("%s-%s-%d-%d", prefix, strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano(), seq.Add(1))
+}
+
+// SealToolsDir returns the Seal-Tools development data: CAPFLOW_SEALTOOLS_DIR,
+// else shared/datasets/seal-tools beside the repository (where CI puts it).
+func SealToolsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			Missing(t, "Seal-Tools dataset: %v", err)
+		}
+		dir = filepath.Join(filepath.Dir(root), "shared", "datasets", "seal-tools")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tool.jsonl")); err != nil {
+		Missing(t, "Seal-Tools dataset: %v (set CAPFLOW_SEALTOOLS_DIR)", err)
+	}
+	return dir
+}
+
+// repoRoot is the nearest directory above the working directory with a go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
