@@ -80,11 +80,7 @@ func (s *ArtifactsService) multipartSettings() (threshold, partSize int64) {
 // localPath>, like mlflow.log_artifact: artifactPath is the destination
 // directory ("" for the root itself).
 func (s *ArtifactsService) UploadFile(ctx context.Context, root, localPath, artifactPath string) error {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return err
-	}
-	dir, err := cleanArtifactPath("artifact path", artifactPath)
+	rp, dir, err := locate(root, "artifact path", artifactPath)
 	if err != nil {
 		return err
 	}
@@ -133,11 +129,7 @@ func (s *ArtifactsService) uploadFile(ctx context.Context, rootPath, dir, localP
 // directories and non-regular files. Every name is checked before anything is
 // sent.
 func (s *ArtifactsService) UploadDir(ctx context.Context, root, localDir, artifactPath string) error {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return err
-	}
-	dir, err := cleanArtifactPath("artifact path", artifactPath)
+	rp, dir, err := locate(root, "artifact path", artifactPath)
 	if err != nil {
 		return err
 	}
@@ -197,11 +189,7 @@ func (s *ArtifactsService) UploadDir(ctx context.Context, root, localDir, artifa
 // only when r is an io.Seeker (it is rewound to where it was); large uploads
 // may use multipart when r is also an io.ReaderAt and size is known.
 func (s *ArtifactsService) Put(ctx context.Context, root, artifactFile string, r io.Reader, size int64) error {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return err
-	}
-	p, err := cleanArtifactPath("artifact file", artifactFile)
+	rp, p, err := locate(root, "artifact file", artifactFile)
 	if err != nil {
 		return err
 	}
@@ -430,11 +418,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 // to root, as MLflow's list_artifacts returns them; a path naming a file
 // lists as empty.
 func (s *ArtifactsService) List(ctx context.Context, root, artifactPath string) ([]FileInfo, error) {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	ap, err := cleanArtifactPath("artifact path", artifactPath)
+	rp, ap, err := locate(root, "artifact path", artifactPath)
 	if err != nil {
 		return nil, err
 	}
@@ -471,11 +455,7 @@ func (s *ArtifactsService) list(ctx context.Context, rootPath, ap string) ([]Fil
 // Open streams one file; the caller must close it. Only establishing the
 // response is retried; reading is bounded by ctx, not by the client timeout.
 func (s *ArtifactsService) Open(ctx context.Context, root, artifactFile string) (io.ReadCloser, error) {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return nil, err
-	}
-	p, err := cleanArtifactPath("artifact file", artifactFile)
+	rp, p, err := locate(root, "artifact file", artifactFile)
 	if err != nil {
 		return nil, err
 	}
@@ -500,11 +480,7 @@ func (s *ArtifactsService) Open(ctx context.Context, root, artifactFile string) 
 // mlflow.artifacts.download_artifacts. artifactPath "" downloads the whole
 // root into localDir. Each file appears only once completely written.
 func (s *ArtifactsService) Download(ctx context.Context, root, artifactPath, localDir string) (string, error) {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return "", err
-	}
-	ap, err := cleanArtifactPath("artifact path", artifactPath)
+	rp, ap, err := locate(root, "artifact path", artifactPath)
 	if err != nil {
 		return "", err
 	}
@@ -610,11 +586,7 @@ func (s *ArtifactsService) downloadFile(ctx context.Context, rootPath, ap, dest 
 // The proxy answers success for a path that does not exist. artifactPath is
 // required: deleting a whole root is deliberately not offered here.
 func (s *ArtifactsService) Delete(ctx context.Context, root, artifactPath string) error {
-	rp, err := proxyRoot(root)
-	if err != nil {
-		return err
-	}
-	ap, err := cleanArtifactPath("artifact path", artifactPath)
+	rp, ap, err := locate(root, "artifact path", artifactPath)
 	if err != nil {
 		return err
 	}
@@ -658,6 +630,18 @@ func (s *RunsService) artifactURI(ctx context.Context, runID string) (string, er
 
 // schemePattern is RFC 3986's scheme syntax.
 var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*$`)
+
+// locate validates an artifact root and a path under it (field names the
+// path in errors), returning the root's proxy path and the cleaned path.
+func locate(root, field, p string) (rootPath, clean string, err error) {
+	if rootPath, err = proxyRoot(root); err != nil {
+		return "", "", err
+	}
+	if clean, err = cleanArtifactPath(field, p); err != nil {
+		return "", "", err
+	}
+	return rootPath, clean, nil
+}
 
 // proxyRoot turns an artifact root into its path below the proxy:
 // "mlflow-artifacts:/1/abc/artifacts", "mlflow-artifacts://host:port/1/abc/artifacts"
