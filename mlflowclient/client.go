@@ -304,7 +304,7 @@ func (c *Client) call(ctx context.Context, e endpoint, in any, out any) error {
 // callTries is call that also says how many times the request was sent, for
 // creates that must stay idempotent across retries (see Experiments.Create).
 func (c *Client) callTries(ctx context.Context, e endpoint, in any, out any) (int, error) {
-	req := c.request(ctx, e)
+	req := c.request(ctx)
 	switch q := in.(type) {
 	case nil:
 	case url.Values:
@@ -344,7 +344,7 @@ func (c *Client) callTries(ctx context.Context, e endpoint, in any, out any) (in
 }
 
 // request starts a resty request with auth and context set.
-func (c *Client) request(ctx context.Context, e endpoint) *resty.Request {
+func (c *Client) request(ctx context.Context) *resty.Request {
 	req := c.http.R().SetContext(ctx)
 	c.authorize(req.Header)
 	return req

@@ -753,7 +753,7 @@ func probe(ctx context.Context, c *Client) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	e := endpoint{method: http.MethodGet, path: "/health"}
-	resp, err := c.request(ctx, e).Execute(e.method, c.base(e).String()+e.path)
+	resp, err := c.request(ctx).Execute(e.method, c.base(e).String()+e.path)
 	if err != nil {
 		return transportError(e, err)
 	}
