@@ -58,3 +58,13 @@ func (c Config) CheckQueryVector(v []float32) error {
 	}
 	return nil
 }
+
+// CheckVector is the one vector rule for backends that validate vectors of
+// their own (intent features, cached embeddings): v must have dim finite
+// elements. The error is a *RecordError naming kind, id and field.
+func CheckVector(kind, id, field string, v []float32, dim int) error {
+	if e := checkVector(kind, id, field, v, dim, false); e != nil {
+		return e
+	}
+	return nil
+}

@@ -178,7 +178,7 @@ func (s *Store) PutIntentFeatures(ctx context.Context, f featurestore.IntentFeat
 	if f.IntentHash == "" {
 		return &featurestore.RecordError{Kind: kind, Field: "intent_hash", Reason: "is required"}
 	}
-	if err := checkVector(kind, f.IntentHash, "embedding", f.Embedding, s.cfg.TextDim); err != nil {
+	if err := featurestore.CheckVector(kind, f.IntentHash, "embedding", f.Embedding, s.cfg.TextDim); err != nil {
 		return err
 	}
 	if f.CreatedAt.IsZero() {
@@ -234,7 +234,7 @@ func (s *Store) PutEmbedding(ctx context.Context, key featurestore.EmbeddingKey,
 	case containsNUL(key.Model) || containsNUL(key.ModelVersion) || containsNUL(key.TextHash):
 		return &featurestore.RecordError{Kind: kind, ID: keyName(key), Field: "key", Reason: "contains a NUL byte"}
 	}
-	if err := checkVector(kind, keyName(key), "vector", vec, len(vec)); err != nil {
+	if err := featurestore.CheckVector(kind, keyName(key), "vector", vec, len(vec)); err != nil {
 		return err
 	}
 	if len(vec) == 0 {
@@ -265,17 +265,3 @@ func (s *Store) Embedding(ctx context.Context, key featurestore.EmbeddingKey) ([
 }
 
 func containsNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
-
-// checkVector mirrors featurestore's unexported check for the vectors this
-// package validates itself (intent features, cached embeddings).
-func checkVector(kind, id, field string, v []float32, dim int) error {
-	if len(v) != dim {
-		return &featurestore.RecordError{Kind: kind, ID: id, Field: field, Reason: fmt.Sprintf("has dimension %d, want %d", len(v), dim)}
-	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return &featurestore.RecordError{Kind: kind, ID: id, Field: field, Reason: fmt.Sprintf("element %d is %v", i, x)}
-		}
-	}
-	return nil
-}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -275,23 +274,6 @@ UNION ALL SELECT 't:' || id FROM tools WHERE id = ANY($2)`, caps, tools)
 	})
 }
 
-// checkVector is featurestore's vector rule for an optional vector: the
-// reason it is bad, or "".
-func checkVector(v []float32, dim int) string {
-	if v == nil {
-		return ""
-	}
-	if len(v) != dim {
-		return fmt.Sprintf("has dimension %d, want %d", len(v), dim)
-	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return fmt.Sprintf("element %d is %v", i, x)
-		}
-	}
-	return ""
-}
-
 // UpsertCapabilityFeatures checks every row (featurestore.Config.CheckFeatures,
 // and that its capability exists) and then upserts them all by COPY in one
 // transaction; a bad row is a *featurestore.RecordError and nothing is
@@ -404,8 +386,8 @@ func (s *Store) PutIntentFeatures(ctx context.Context, f featurestore.IntentFeat
 	if f.Embedding == nil {
 		return &featurestore.RecordError{Kind: "intent features", ID: f.IntentHash, Field: "embedding", Reason: "is required"}
 	}
-	if reason := checkVector(f.Embedding, s.cfg.TextDim); reason != "" {
-		return &featurestore.RecordError{Kind: "intent features", ID: f.IntentHash, Field: "embedding", Reason: reason}
+	if err := featurestore.CheckVector("intent features", f.IntentHash, "embedding", f.Embedding, s.cfg.TextDim); err != nil {
+		return err
 	}
 	var created any
 	if !f.CreatedAt.IsZero() {
@@ -432,8 +414,8 @@ func (s *Store) PutEmbedding(ctx context.Context, key featurestore.EmbeddingKey,
 	if len(v) == 0 {
 		return &featurestore.RecordError{Kind: "embedding", ID: id, Field: "embedding", Reason: "is empty"}
 	}
-	if reason := checkVector(v, len(v)); reason != "" {
-		return &featurestore.RecordError{Kind: "embedding", ID: id, Field: "embedding", Reason: reason}
+	if err := featurestore.CheckVector("embedding", id, "embedding", v, len(v)); err != nil {
+		return err
 	}
 	return s.do(ctx, func(ctx context.Context) error {
 		_, err := s.pool.Exec(ctx, `INSERT INTO embedding_cache (model, model_version, text_hash, embedding, created_at)
