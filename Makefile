@@ -11,10 +11,10 @@ PKGS      ?= ./...
 # Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
 WITH_ENV  := eval "$$(bash scripts/services.sh env)";
 
-.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store vet fmt clean
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec vet fmt clean
 
 help:
-	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store vet fmt clean"
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec vet fmt clean"
 
 deps:
 	@bash scripts/deps.sh
@@ -36,6 +36,7 @@ test: services-up
 
 demo: services-up
 	$(WITH_ENV) $(GO) run ./examples/tracking
+	$(WITH_ENV) bash scripts/demo.sh
 
 bench-mlflow: deps
 	$(WITH_ENV) $(GO) run ./cmd/bench-mlflow $(ARGS)
@@ -52,3 +53,6 @@ clean: services-down
 
 bench-store: services-up
 	$(WITH_ENV) $(GO) run ./cmd/bench-store $(ARGS)
+
+bench-node2vec: deps
+	$(WITH_ENV) $(GO) run ./cmd/bench-node2vec $(ARGS)

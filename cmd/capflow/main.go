@@ -5,6 +5,8 @@
 //	capflow data import [--format interchange|sealtools] DIR
 //	capflow data export DIR
 //	capflow db migrate | status
+//	capflow encoder convert SRC DST | embed [flags] TEXT...
+//	capflow features build [--model-dir DIR | --encoder-url URL] [flags]
 //
 // Every flag can also come from the environment (CAPFLOW_ + the flag name in
 // upper case with - as _, e.g. CAPFLOW_DATABASE_URL) or from a config file
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Subcommands: []*ffcli.Command{
 			dataCommand(stdout, log),
 			dbCommand(stdout, log),
+			encoderCommand(stdout, log),
+			featuresCommand(stdout, stderr, log),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

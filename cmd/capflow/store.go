@@ -35,7 +35,12 @@ func newStoreFlags(fs *flag.FlagSet) *storeFlags {
 // open returns the PostgreSQL store when a database URL is configured, else
 // the embedded store: zero setup by default.
 func (s *storeFlags) open(ctx context.Context) (featurestore.Store, string, error) {
-	cfg := s.cfg.WithDefaults()
+	return s.openWith(ctx, s.cfg)
+}
+
+// openWith opens the store with cfg in place of the flags' dimensions.
+func (s *storeFlags) openWith(ctx context.Context, cfg featurestore.Config) (featurestore.Store, string, error) {
+	cfg = cfg.WithDefaults()
 	url := s.databaseURL
 	if url == "" {
 		url = os.Getenv("DATABASE_URL")

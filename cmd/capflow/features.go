@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/capflow/capflow/models/hybrid"
+	"github.com/capflow/capflow/models/textembed"
+	"github.com/capflow/capflow/pipeline/features"
+)
+
+func featuresCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
+	return &ffcli.Command{
+		Name:        "features",
+		ShortUsage:  "capflow features build [flags]",
+		ShortHelp:   "build capability features (text, Node2Vec, hybrid, graph and usage)",
+		Subcommands: []*ffcli.Command{featuresBuildCommand(stdout, stderr, log)},
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+// encoderFlags choose and configure the text encoder.
+type encoderFlags struct {
+	kind, modelDir                string
+	url, protocol, model, version string
+	apiKey                        string
+	maxLength, batch, hashDim     int
+}
+
+func newEncoderFlags(fs *flag.FlagSet) *encoderFlags {
+	e := &encoderFlags{}
+	fs.StringVar(&e.kind, "encoder", "", "text encoder: onnx, http or hashing (default: onnx when --model-dir is set, http when --encoder-url is set, else hashing)")
+	fs.StringVar(&e.modelDir, "model-dir", "", "ONNX model folder (model.onnx, tokenizer.json, config.json), e.g. .local/models/all-MiniLM-L6-v2")
+	fs.StringVar(&e.url, "encoder-url", "", "embedding service base URL (http encoder)")
+	fs.StringVar(&e.protocol, "encoder-protocol", "openai", "embedding service protocol: openai, tei or ollama")
+	fs.StringVar(&e.model, "encoder-model", "", "model name sent to the embedding service")
+	fs.StringVar(&e.version, "encoder-model-version", "", "model revision (part of the embedding cache key)")
+	fs.StringVar(&e.apiKey, "encoder-api-key", "", "bearer token of the embedding service (never logged)")
+	fs.IntVar(&e.maxLength, "max-length", 0, "truncate texts to this many tokens (onnx; default: the model's)")
+	fs.IntVar(&e.batch, "encode-batch", 64, "texts per encoder call")
+	fs.IntVar(&e.hashDim, "hashing-dim", 0, "hashing encoder dimension (default: --text-dim)")
+	return e
+}
+
+func (e *encoderFlags) open(ctx context.Context, textDim int) (textembed.Encoder, func(), error) {
+	kind := e.kind
+	if kind == "" {
+		switch {
+		case e.modelDir != "":
+			kind = "onnx"
+		case e.url != "":
+			kind = "http"
+		default:
+			kind = "hashing"
+		}
+	}
+	switch kind {
+	case "hashing":
+		dim := e.hashDim
+		if dim == 0 {
+			dim = textDim
+		}
+		h, err := textembed.NewHashing(textembed.HashingConfig{Dim: dim})
+		return h, func() {}, err
+	case "http":
+		h, err := textembed.NewHTTP(textembed.HTTPConfig{
+			Protocol: textembed.Protocol(e.protocol), BaseURL: e.url, Model: e.model,
+			ModelVersion: e.version, APIKey: e.apiKey, Dim: textDim, BatchSize: e.batch,
+		})
+		return h, func() {}, err
+	case "onnx":
+		if e.modelDir == "" {
+			return nil, nil, errors.New("--encoder onnx needs --model-dir")
+		}
+		return openONNX(ctx, e.modelDir, e.maxLength, e.batch)
+	default:
+		return nil, nil, fmt.Errorf("unknown --encoder %q (want onnx, http or hashing)", kind)
+	}
+}
+
+func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
+	fs := flag.NewFlagSet("capflow features build", flag.ContinueOnError)
+	sf := newStoreFlags(fs)
+	ef := newEncoderFlags(fs)
+	tf := newTrackingFlags(fs, "features")
+	def := features.DefaultConfig(nil)
+	n2v := def.Node2Vec
+	fs.IntVar(&n2v.WalkLength, "walk-length", n2v.WalkLength, "Node2Vec walk length")
+	fs.IntVar(&n2v.WalksPerNode, "walks-per-node", n2v.WalksPerNode, "Node2Vec walks per node")
+	fs.IntVar(&n2v.Window, "window", n2v.Window, "skip-gram window")
+	fs.Float64Var(&n2v.P, "p", n2v.P, "Node2Vec return parameter")
+	fs.Float64Var(&n2v.Q, "q", n2v.Q, "Node2Vec in-out parameter")
+	fs.IntVar(&n2v.Epochs, "epochs", n2v.Epochs, "skip-gram epochs over the walks")
+	fs.IntVar(&n2v.Workers, "workers", n2v.Workers, "Node2Vec goroutines (0: all cores; 1: deterministic)")
+	fs.Uint64Var(&n2v.Seed, "seed", n2v.Seed, "random seed")
+	textW := fs.Float64("text-weight", hybrid.DefaultTextWeight, "hybrid weight of the text embedding")
+	graphW := fs.Float64("graph-weight", hybrid.DefaultGraphWeight, "hybrid weight of the graph embedding")
+	lift := fs.String("lift", "zero-pad", "how the graph vector enters the text space: zero-pad or orthonormal")
+	holdout := fs.Float64("link-prediction-fraction", def.LinkPredictionFraction, "fraction of edges held out for the link-prediction AUC (0: skip)")
+	asOf := fs.String("as-of", "", "the stage's now, RFC 3339 (default: now)")
+	version := fs.String("feature-version", "", "feature_version of the rows (default: fv-<as-of>-<config hash>)")
+	noCache := fs.Bool("no-embedding-cache", false, "encode every text again")
+	return &ffcli.Command{
+		Name:       "build",
+		ShortUsage: "capflow features build [flags]",
+		ShortHelp:  "encode, embed, combine, validate and write capability and intent features",
+		LongHelp: "Reads the catalog, experiences and queries from the store, encodes capability and intent texts, " +
+			"runs Node2Vec on the capability↔tool graph, combines hybrid embeddings, computes graph and usage " +
+			"features, validates them (nothing is written when a check fails) and writes them under a new " +
+			"feature_version. The run is logged to MLflow: params, metrics, the validation report and a " +
+			"2-D projection plot.",
+		FlagSet: fs,
+		Options: ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("features build: unexpected arguments %q", args)
+			}
+			explicit := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+			enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+			if err != nil {
+				return fmt.Errorf("features build: encoder: %w", err)
+			}
+			defer closeEnc()
+			// The store's text dimension follows the model unless given.
+			if !explicit["text-dim"] && enc.Dim() > 0 {
+				sf.cfg.TextDim = enc.Dim()
+			}
+			cfg := features.DefaultConfig(enc)
+			cfg.Store = sf.cfg
+			if cfg.Store.HybridDim == 0 {
+				cfg.Store.HybridDim = cfg.Store.TextDim
+			}
+			cfg.Store = cfg.Store.WithDefaults()
+			cfg.Node2Vec = n2v
+			cfg.Node2Vec.Dimensions = cfg.Store.GraphDim
+			cfg.Hybrid.TextWeight, cfg.Hybrid.GraphWeight = *textW, *graphW
+			switch *lift {
+			case "zero-pad":
+			case "orthonormal":
+				l, err := hybrid.Orthonormal(n2v.Seed, cfg.Store.GraphDim, cfg.Store.TextDim)
+				if err != nil {
+					return err
+				}
+				cfg.Hybrid.Lift = l
+			default:
+				return fmt.Errorf("features build: unknown --lift %q (want zero-pad or orthonormal)", *lift)
+			}
+			cfg.LinkPredictionFraction = *holdout
+			cfg.FeatureVersion = *version
+			cfg.NoEmbeddingCache = *noCache
+			cfg.EncodeBatch = ef.batch
+			if *asOf != "" {
+				t, err := time.Parse(time.RFC3339, *asOf)
+				if err != nil {
+					return fmt.Errorf("features build: --as-of: %w", err)
+				}
+				cfg.AsOf = t
+			}
+			stage, err := features.NewStage(cfg)
+			if err != nil {
+				return err
+			}
+			st, where, err := sf.openWith(ctx, cfg.Store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			r, err := tf.runner(st, stderr, log)
+			if err != nil {
+				return fmt.Errorf("features build: %w", err)
+			}
+			log.Info("building features", "store", where, "encoder", enc.Model().Name, "text_dim", cfg.Store.TextDim)
+			res, err := r.Run(ctx, stage)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "feature_version %s written to %s\n", res.Values[features.ValueFeatureVersion], where)
+			if res.ParentRunID != "" {
+				fmt.Fprintf(stdout, "MLflow run %s (stage run %s) in experiment %s\n", res.ParentRunID, res.Stages[0].RunID, res.ExperimentID)
+			}
+			return nil
+		},
+	}
+}
