@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/capflow/capflow/models/textembed"
 )
 
-// openONNX opens the ONNX encoder of a model folder.
+// openONNX opens the ONNX encoder of a model folder; the ONNX Runtime
+// library comes from $ONNXRUNTIME_SHARED_LIBRARY_PATH.
 func openONNX(ctx context.Context, dir string, maxLength, batch int) (textembed.Encoder, func(), error) {
-	return nil, nil, errors.New("onnx encoder: not wired yet")
+	enc, err := textembed.OpenONNX(ctx, dir, textembed.ONNXOptions{MaxLength: maxLength, BatchSize: batch})
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, func() { _ = enc.Close() }, nil
 }

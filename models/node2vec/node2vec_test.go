@@ -509,3 +509,20 @@ func TestHoldOut(t *testing.T) {
 	var ge *GraphError
 	require.True(t, errors.As(err, &ge))
 }
+
+func TestNewEmbeddings(t *testing.T) {
+	e, err := NewEmbeddings([]string{"a", "b"}, 2, []float32{1, 2, 3, 4})
+	require.NoError(t, err)
+	v, ok := e.Vector("b")
+	require.True(t, ok)
+	assert.Equal(t, []float32{3, 4}, v)
+	_, ok = e.Vector("c")
+	assert.False(t, ok)
+
+	_, err = NewEmbeddings([]string{"a", "b"}, 2, []float32{1, 2, 3})
+	assert.ErrorContains(t, err, "need 4 values, got 3")
+	_, err = NewEmbeddings([]string{"a", "a"}, 1, []float32{1, 2})
+	assert.ErrorContains(t, err, `"a" twice`)
+	_, err = NewEmbeddings([]string{"a"}, 0, nil)
+	assert.Error(t, err)
+}

@@ -1,70 +1,21 @@
 package node2vec
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
-	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// sealToolsGraph is the Seal-Tools tool↔field graph: tool — level-0
-// capability (its field) edges, field — top containment edges, and, so that
-// the graph has cycles at all, tool — tool co-call edges from the queries'
-// calling lists. It returns the graph and the tool—field edges as
-// link-prediction candidates (tool first).
+// sealToolsGraph is SealToolsGraph on the test data set.
 func sealToolsGraph(t testing.TB) (*Graph, []Pair) {
 	t.Helper()
-	ctx := context.Background()
-	dir := testenv.SealToolsDir(t)
-	d, err := featurestore.ReadSealTools(ctx, dir, featurestore.Config{})
+	g, cands, err := SealToolsGraph(context.Background(), testenv.SealToolsDir(t))
 	require.NoError(t, err)
-	b := NewBuilder()
-	require.NoError(t, b.AddCatalog(d.Tools, d.Capabilities, CatalogOptions{}))
-	for _, name := range []string{featurestore.SealToolsDevFile, featurestore.SealToolsTestFile} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		require.NoError(t, err)
-		dec := json.NewDecoder(bytes.NewReader(data))
-		for dec.More() {
-			var q struct {
-				Calling []struct {
-					API string `json:"api"`
-				} `json:"calling"`
-			}
-			require.NoError(t, dec.Decode(&q))
-			apis := map[string]bool{}
-			for _, c := range q.Calling {
-				apis[c.API] = true
-			}
-			var list []string
-			for a := range apis {
-				list = append(list, a)
-			}
-			sort.Strings(list)
-			for i := range list {
-				for j := i + 1; j < len(list); j++ {
-					require.NoError(t, b.AddEdge(list[i], list[j], 1))
-				}
-			}
-		}
-	}
-	var cands []Pair
-	for _, c := range d.Capabilities {
-		if c.Level == 0 {
-			for _, m := range c.Members {
-				cands = append(cands, Pair{m, c.ID})
-			}
-		}
-	}
-	return b.Build(), cands
+	return g, cands
 }
 
 // TestLinkPredictionSealTools is the quality test. On this graph every

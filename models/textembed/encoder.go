@@ -10,7 +10,8 @@
 // rather than this package inventing a direction. No encoder ever returns
 // NaN or Inf.
 //
-// Implementations here: Hashing (offline, no model), HTTP (OpenAI, TEI and
+// Implementations here: ONNX (a local model folder run with ONNX Runtime),
+// Hashing (offline, no model), HTTP (OpenAI, TEI and
 // Ollama embedding services) and Cached (an embedding cache in front of any
 // encoder).
 package textembed
