@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/models/node2vec"
 )
 
@@ -107,7 +108,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -344,25 +345,3 @@ func meanSD(rs []result, key func(result) float64) (mean, sd float64) {
 }
 
 func round(x float64) float64 { return float64(int64(x*1e4+0.5)) / 1e4 }
-
-// repoRoot is $CAPFLOW_ROOT, or the nearest directory above the working
-// directory with a go.mod.
-func repoRoot() (string, error) {
-	if r := os.Getenv("CAPFLOW_ROOT"); r != "" {
-		return r, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("repository root not found: set CAPFLOW_ROOT")
-		}
-		dir = parent
-	}
-}

@@ -140,7 +140,7 @@ func SealToolsDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			Missing(t, "Seal-Tools dataset: %v", err)
 		}
@@ -152,8 +152,13 @@ func SealToolsDir(t testing.TB) string {
 	return dir
 }
 
-// repoRoot is the nearest directory above the working directory with a go.mod.
-func repoRoot() (string, error) {
+// RepoRoot is $CAPFLOW_ROOT, or the nearest directory above the working
+// directory with a go.mod. It needs no testing.TB, so the bench commands
+// use it too.
+func RepoRoot() (string, error) {
+	if r := os.Getenv("CAPFLOW_ROOT"); r != "" {
+		return r, nil
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -1,30 +1,21 @@
 package bert_test
 
 import (
-	"sync"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/models/bert"
+	"github.com/capflow/capflow/models/textembed"
 )
 
-// ORT's environment is process-global: initialise it once per test binary.
-var (
-	ortOnce sync.Once
-	ortErr  error
-)
-
+// initORT initialises ONNX Runtime once per test binary, through the
+// project's one process-wide initialiser.
 func initORT(t *testing.T) {
 	t.Helper()
-	lib := testenv.ORTLibrary(t)
-	ortOnce.Do(func() {
-		ort.SetSharedLibraryPath(lib)
-		ortErr = ort.InitializeEnvironment()
-	})
-	if ortErr != nil {
-		t.Fatalf("ONNX Runtime init: %v", ortErr)
+	if err := textembed.InitORT(testenv.ORTLibrary(t)); err != nil {
+		t.Fatalf("ONNX Runtime init: %v", err)
 	}
 }
 
