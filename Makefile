@@ -11,10 +11,10 @@ PKGS      ?= ./...
 # Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
 WITH_ENV  := eval "$$(bash scripts/services.sh env)";
 
-.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec vet fmt clean
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per vet fmt clean
 
 help:
-	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec vet fmt clean"
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per vet fmt clean"
 
 deps:
 	@bash scripts/deps.sh
@@ -56,3 +56,9 @@ bench-store: services-up
 
 bench-node2vec: deps
 	$(WITH_ENV) $(GO) run ./cmd/bench-node2vec $(ARGS)
+
+bench-score: deps
+	$(WITH_ENV) $(GO) run ./cmd/bench-score $(ARGS)
+
+bench-per: deps
+	$(WITH_ENV) $(GO) run ./cmd/bench-per $(ARGS)

@@ -7,6 +7,7 @@
 //	capflow db migrate | status
 //	capflow encoder convert SRC DST | embed [flags] TEXT...
 //	capflow features build [--model-dir DIR | --encoder-url URL] [flags]
+//	capflow model register|promote|rollback|download|show …
 //
 // Every flag can also come from the environment (CAPFLOW_ + the flag name in
 // upper case with - as _, e.g. CAPFLOW_DATABASE_URL) or from a config file
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			dbCommand(stdout, log),
 			encoderCommand(stdout, log),
 			featuresCommand(stdout, stderr, log),
+			modelCommand(stdout, log),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/capflow/capflow/models/bert/safetensors"
+	"github.com/capflow/capflow/models/safetensors"
 )
 
 // ConverterVersion changes whenever Convert's output for the same source

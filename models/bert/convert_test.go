@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/capflow/capflow/models/bert"
-	"github.com/capflow/capflow/models/bert/safetensors"
+	"github.com/capflow/capflow/models/safetensors"
 )
 
 var tinyConfig = bert.Config{

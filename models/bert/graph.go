@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/capflow/capflow/models/bert/safetensors"
 	"github.com/capflow/capflow/models/onnxgraph"
+	"github.com/capflow/capflow/models/safetensors"
 )
 
 // The ONNX contract of the exported encoder, the same as HF optimum's

@@ -13,7 +13,7 @@ import (
 
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/models/bert"
-	"github.com/capflow/capflow/models/bert/safetensors"
+	"github.com/capflow/capflow/models/safetensors"
 )
 
 // miniLMDir is the unpacked all-MiniLM-L6-v2: CAPFLOW_MINILM_SRC, else

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/capflow/capflow/models/bert"
-	"github.com/capflow/capflow/models/bert/safetensors"
+	"github.com/capflow/capflow/models/safetensors"
 )
 
 // reference is a plain float64 BertModel forward pass written from the

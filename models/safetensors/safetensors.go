@@ -183,6 +183,32 @@ func (f *File) Float32(name string) ([]float32, []int64, error) {
 	return out, append([]int64(nil), info.Shape...), nil
 }
 
+// Float64 returns an F64 or F32 tensor as float64 (exact for both), with
+// its shape.
+func (f *File) Float64(name string) ([]float64, []int64, error) {
+	info, ok := f.tensors[name]
+	if !ok {
+		return nil, nil, &TensorError{File: f.name, Tensor: name, Problem: "not in the file"}
+	}
+	raw := f.data[info.Offsets[0]:info.Offsets[1]]
+	var out []float64
+	switch info.DType {
+	case "F64":
+		out = make([]float64, len(raw)/8)
+		for i := range out {
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+		}
+	case "F32":
+		out = make([]float64, len(raw)/4)
+		for i := range out {
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+	default:
+		return nil, nil, &TensorError{File: f.name, Tensor: name, Problem: "dtype " + info.DType + " is not F64 or F32"}
+	}
+	return out, append([]int64(nil), info.Shape...), nil
+}
+
 // halfToFloat converts IEEE 754 binary16 bits to float32, exactly.
 func halfToFloat(h uint16) float32 {
 	sign := uint32(h>>15) << 31
@@ -208,8 +234,10 @@ func halfToFloat(h uint16) float32 {
 type Tensor struct {
 	Name  string
 	Shape []int64
-	// Exactly one of F32 and Raw is set; Raw carries DType's bytes as they are.
+	// Exactly one of F32, F64 and Raw is set; Raw carries DType's bytes as
+	// they are.
 	F32   []float32
+	F64   []float64
 	DType string
 	Raw   []byte
 }
@@ -228,6 +256,13 @@ func Encode(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 			raw = make([]byte, 4*len(t.F32))
 			for i, v := range t.F32 {
 				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			}
+		}
+		if t.F64 != nil {
+			dtype = "F64"
+			raw = make([]byte, 8*len(t.F64))
+			for i, v := range t.F64 {
+				binary.LittleEndian.PutUint64(raw[8*i:], math.Float64bits(v))
 			}
 		}
 		count := int64(1)

@@ -1,0 +1,93 @@
+package shgat
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/models/mlmodel"
+)
+
+func packaged(t *testing.T) (string, *Model, *Catalog) {
+	t.Helper()
+	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, LexInit: 0.7}, false)
+	reps, err := f.m.Represent(f.in.Graph, f.in.Features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := NewCatalog(f.in.Graph, reps, f.in.Reliability, "fv-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "model")
+	err = WriteMLflowModel(dir, f.m, cat, PackageOptions{
+		Metadata: map[string]string{mlmodel.MetaGitCommit: "abc123"},
+		Metrics:  map[string]float64{"valid_mrr": 0.5, "bad": math.NaN()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, f.m, cat
+}
+
+func TestMLflowModelRoundTrip(t *testing.T) {
+	dir, m, cat := packaged(t)
+	p, err := ReadMLflowModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Folder.Metadata[mlmodel.MetaFeatureVersion] != "fv-test" || p.Folder.Metadata[mlmodel.MetaGitCommit] != "abc123" {
+		t.Errorf("metadata %v", p.Folder.Metadata)
+	}
+	for i, v := range m.Params.Data {
+		if p.Model.Params.Data[i] != v {
+			t.Fatal("checkpoint did not round-trip")
+		}
+	}
+	if len(p.Catalog.CapabilityIDs) != len(cat.CapabilityIDs) || len(p.ExampleScores) != 5 {
+		t.Fatalf("catalog %d ids, %d example scores", len(p.Catalog.CapabilityIDs), len(p.ExampleScores))
+	}
+
+	// Another model's weights in the same folder: refused.
+	other, _ := New(Config{Dim: 8, Heads: 2, Seed: 99, Init: "xavier"}, m.Levels)
+	b, _ := other.Encode()
+	if err := os.WriteFile(filepath.Join(dir, mlmodel.ExtraFilesDir, FileCheckpoint), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fe *FormatError
+	if _, err := ReadMLflowModel(dir); !errors.As(err, &fe) {
+		t.Fatalf("mismatched weights: got %v, want a FormatError", err)
+	}
+}
+
+// TestMLflowModelORT: ONNX Runtime scores the folder's own input example as
+// the Go scorer did when packaging.
+func TestMLflowModelORT(t *testing.T) {
+	lib := testenv.ORTLibrary(t)
+	dir, _, _ := packaged(t)
+	p, err := ReadMLflowModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenORT(context.Background(), p.Folder.ModelPath(), ORTOptions{LibraryPath: lib, Dim: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ex := p.Folder.Example
+	got, err := s.Score(Batch{B: 1, C: 2, N: 5, Intent: ex[InputIntent].Data, Context: ex[InputContext].Data,
+		ContextMask: ex[InputContextMask].Data, Candidates: ex[InputCandidates].Data, Reliability: ex[InputReliability].Data,
+		Lexical: ex[InputLexical].Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if math.Abs(float64(v-p.ExampleScores[i])) > 1e-5 {
+			t.Fatalf("ORT %v, stored %v", got, p.ExampleScores)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package train
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/shgat"
+)
+
+// Sample is one transition resolved against a catalog.
+type Sample struct {
+	Intent  []float64 // unit intent embedding [D]
+	Context []int     // tool indices of the context tools
+	Cap     int       // capability index of the selected capability
+	Reward  float64
+	Success bool
+	Next    int // index of the session's next sample on the same side; -1: terminal
+	Session string
+}
+
+// Data is everything the trainer reads: the graph and its node features, the
+// candidate pool, and the resolved transitions of both sides of a split.
+type Data struct {
+	Graph       *shgat.Graph
+	Features    shgat.Features // unit embeddings, [T×D] and [C×D]
+	Reliability []float64      // per capability; nil: all 1
+	// Pool lists the capabilities ranked in the listwise loss and in
+	// validation (e.g. all level-0 capabilities); a selected capability
+	// outside it is appended for its own example.
+	Pool         []int
+	Train, Valid []Sample
+}
+
+// Dim is the embedding width.
+func (d *Data) Dim() int { return len(d.Features.Caps) / max(len(d.Graph.Caps), 1) }
+
+// DataError says why data cannot be assembled.
+type DataError struct{ Reason string }
+
+func (e *DataError) Error() string { return "train: data: " + e.Reason }
+
+// Resolve turns transitions into samples: intent embeddings come from
+// intents (keyed by featurestore.IntentHash), ids become indices. A
+// transition naming an unknown capability or tool, or whose intent has no
+// embedding, is an error naming it.
+func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, success float64) ([]Sample, error) {
+	out := make([]Sample, len(ts))
+	for i, t := range ts {
+		e := t.Experience
+		c, ok := g.CapIndex(e.SelectedCapability)
+		if !ok {
+			return nil, &DataError{Reason: fmt.Sprintf("experience in session %q selects unknown capability %q", t.Session, e.SelectedCapability)}
+		}
+		emb, ok := intents[featurestore.IntentHash(e.Intent, e.ContextTools)]
+		if !ok {
+			return nil, &DataError{Reason: fmt.Sprintf("no intent embedding for %q (session %q): build features first", shorten(e.Intent), t.Session)}
+		}
+		s := Sample{Intent: emb, Cap: c, Reward: t.Reward, Success: e.Outcome == featurestore.OutcomeSuccess, Next: t.Next, Session: t.Session}
+		for _, id := range e.ContextTools {
+			k, ok := g.ToolIndex(id)
+			if !ok {
+				return nil, &DataError{Reason: fmt.Sprintf("experience in session %q has unknown context tool %q", t.Session, id)}
+			}
+			s.Context = append(s.Context, k)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// PoolOfLevels returns the capabilities whose level is in levels (all when
+// levels is empty).
+func PoolOfLevels(g *shgat.Graph, levels []int) []int {
+	var pool []int
+	for c, l := range g.Level {
+		if len(levels) == 0 || slices.Contains(levels, l) {
+			pool = append(pool, c)
+		}
+	}
+	return pool
+}
+
+// query is one validation session: its intent, context and the capabilities
+// that succeeded in it.
+type query struct {
+	intent   []float64
+	context  []int
+	relevant map[int]bool
+}
+
+// queries groups samples by session (in first-appearance order); sessions
+// without a success are dropped: they have nothing to rank first.
+func queries(samples []Sample) []query {
+	idx := map[string]int{}
+	var out []query
+	for _, s := range samples {
+		k, ok := idx[s.Session]
+		if !ok {
+			k = len(out)
+			idx[s.Session] = k
+			out = append(out, query{intent: s.Intent, context: s.Context, relevant: map[int]bool{}})
+		}
+		if s.Success {
+			out[k].relevant[s.Cap] = true
+		}
+	}
+	return slices.DeleteFunc(out, func(q query) bool { return len(q.relevant) == 0 })
+}
+
+func shorten(s string) string {
+	if r := []rune(s); len(r) > 60 {
+		return string(r[:60]) + "…"
+	}
+	return s
+}

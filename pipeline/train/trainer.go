@@ -1,0 +1,507 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/capflow/capflow/evaluation/metrics"
+	"github.com/capflow/capflow/models/shgat"
+	"github.com/capflow/capflow/models/valuenet"
+	"github.com/capflow/capflow/pipeline"
+	"github.com/capflow/capflow/pipeline/replay"
+)
+
+// Config is the whole training configuration; it is logged as the run's
+// params. DefaultConfig gives the design's values.
+type Config struct {
+	Model  shgat.Config  `json:"model"`
+	Value  ValueConfig   `json:"value"`
+	Replay replay.Config `json:"replay"`
+	Reward Rewards       `json:"rewards"`
+
+	BatchSize int     `json:"batch_size"` // transitions per step (PER batch)
+	LR        float64 `json:"lr"`         // Adam's base learning rate
+	Beta1     float64 `json:"beta1"`
+	Beta2     float64 `json:"beta2"`
+	TMax      int     `json:"t_max"`   // cosine annealing period in steps
+	EtaMin    float64 `json:"eta_min"` // cosine annealing floor
+	ClipNorm  float64 `json:"clip_norm"`
+
+	TDWeight       float64 `json:"td_weight"`       // weight of the IS-weighted TD (MSE) loss
+	ListwiseWeight float64 `json:"listwise_weight"` // weight of the softmax loss over the full pool; 0: off
+
+	Epochs        int     `json:"epochs"`
+	StepsPerEpoch int     `json:"steps_per_epoch"` // 0: ⌈train transitions / batch⌉
+	Patience      int     `json:"patience"`        // epochs without improvement before stopping
+	MinDelta      float64 `json:"min_delta"`       // improvement that counts
+	Monitor       string  `json:"monitor"`         // validation metric: mrr, hit1, hit3, hit5, ndcg5
+
+	CheckpointEvery int    `json:"checkpoint_every"` // steps; 0: none
+	CheckpointDir   string `json:"checkpoint_dir"`
+
+	Seed uint64 `json:"seed"`
+}
+
+// ValueConfig configures the TD(λ) value network; its input width follows
+// from the data (intent, capability and mean context embeddings).
+type ValueConfig struct {
+	Hidden []int   `json:"hidden"`
+	Gamma  float64 `json:"gamma"`
+	Lambda float64 `json:"lambda"`
+	LR     float64 `json:"lr"`
+}
+
+// DefaultConfig is the design's training configuration (sections 2.2-2.4).
+func DefaultConfig() Config {
+	return Config{
+		Model:     shgat.Config{Seed: 1},
+		Value:     ValueConfig{Hidden: []int{256, 128, 64}, Gamma: 0.99, Lambda: 0.95, LR: 0.001},
+		Replay:    replay.DefaultConfig(),
+		Reward:    DefaultRewards(),
+		BatchSize: 32, LR: 0.001, Beta1: 0.9, Beta2: 0.999, TMax: 1000, EtaMin: 1e-6, ClipNorm: 5,
+		TDWeight: 1, ListwiseWeight: 1,
+		Epochs: 20, Patience: 3, MinDelta: 1e-4, Monitor: "mrr",
+		Seed: 1,
+	}
+}
+
+// ConfigError names a configuration field that is wrong.
+type ConfigError struct{ Field, Reason string }
+
+func (e *ConfigError) Error() string { return "train: config " + e.Field + ": " + e.Reason }
+
+func (c Config) check() error {
+	bad := func(f, format string, a ...any) error {
+		return &ConfigError{Field: f, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case c.BatchSize < 1:
+		return bad("batch_size", "must be ≥ 1, got %d", c.BatchSize)
+	case !(c.LR > 0):
+		return bad("lr", "must be positive, got %v", c.LR)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return bad("beta1/beta2", "must be in [0,1), got %v/%v", c.Beta1, c.Beta2)
+	case c.TMax < 1 || !(c.EtaMin >= 0 && c.EtaMin <= c.LR):
+		return bad("t_max/eta_min", "t_max must be ≥ 1 and 0 ≤ eta_min ≤ lr, got %d/%v", c.TMax, c.EtaMin)
+	case !(c.TDWeight >= 0) || !(c.ListwiseWeight >= 0) || c.TDWeight+c.ListwiseWeight == 0:
+		return bad("td_weight/listwise_weight", "must be ≥ 0 and not both 0, got %v/%v", c.TDWeight, c.ListwiseWeight)
+	case c.Epochs < 1 || c.StepsPerEpoch < 0 || c.Patience < 1:
+		return bad("epochs/steps_per_epoch/patience", "got %d/%d/%d", c.Epochs, c.StepsPerEpoch, c.Patience)
+	case !slices.Contains([]string{"mrr", "hit1", "hit3", "hit5", "ndcg5"}, c.Monitor):
+		return bad("monitor", "must be mrr, hit1, hit3, hit5 or ndcg5, got %q", c.Monitor)
+	case c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointDir == ""):
+		return bad("checkpoint_every", "needs checkpoint_dir, got %d/%q", c.CheckpointEvery, c.CheckpointDir)
+	}
+	return nil
+}
+
+// Validation holds one evaluation of the model on the validation sessions.
+type Validation struct {
+	Epoch                        int
+	Step                         int
+	MRR, Hit1, Hit3, Hit5, NDCG5 float64
+	Queries                      int
+}
+
+func (v Validation) get(name string) float64 {
+	switch name {
+	case "hit1":
+		return v.Hit1
+	case "hit3":
+		return v.Hit3
+	case "hit5":
+		return v.Hit5
+	case "ndcg5":
+		return v.NDCG5
+	}
+	return v.MRR
+}
+
+// Trainer trains a SHGAT model on Data. Create it with NewTrainer (or
+// Resume), then call Run.
+type Trainer struct {
+	cfg   Config
+	data  *Data
+	model *shgat.Model
+	value *valuenet.Net
+	buf   *replay.Buffer[int]
+	adam  *Adam
+	pcg   *rand.PCG
+	rng   *rand.Rand
+
+	step, epoch, stepInEpoch int
+	best                     *shgat.Params
+	bestVal                  Validation
+	bad                      int
+	history                  []Validation
+	started                  bool // the untrained model has been validated
+	valueTrained             bool // the value net has had this epoch's pass
+	done                     bool
+}
+
+// NewTrainer builds the model, the value network and the replay buffer
+// (filled with every training transition) from cfg.
+func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if err := checkData(data); err != nil {
+		return nil, err
+	}
+	mc := cfg.Model
+	mc.Dim = data.Dim()
+	model, err := shgat.New(mc, max(data.Graph.Levels(), 1))
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{cfg: cfg, data: data, model: model}
+	if t.value, err = valuenet.New(t.valueConfig()); err != nil {
+		return nil, err
+	}
+	if t.buf, err = replay.New[int](cfg.Replay); err != nil {
+		return nil, err
+	}
+	for i := range data.Train {
+		t.buf.Add(i)
+	}
+	t.adam = NewAdam(len(model.Params.Data), cfg.LR)
+	t.adam.Beta1, t.adam.Beta2 = cfg.Beta1, cfg.Beta2
+	t.pcg = rand.NewPCG(cfg.Seed, 0x7a41)
+	t.rng = rand.New(t.pcg)
+	return t, nil
+}
+
+func (t *Trainer) valueConfig() valuenet.Config {
+	v := t.cfg.Value
+	return valuenet.Config{InputDim: 3 * t.data.Dim(), Hidden: v.Hidden, Gamma: v.Gamma, Lambda: v.Lambda, LR: v.LR, Seed: t.cfg.Seed}
+}
+
+func checkData(d *Data) error {
+	switch {
+	case d == nil || d.Graph == nil:
+		return &DataError{Reason: "no graph"}
+	case len(d.Graph.Caps) == 0 || len(d.Features.Caps)%len(d.Graph.Caps) != 0:
+		return &DataError{Reason: "capability features do not match the graph"}
+	case len(d.Train) == 0:
+		return &DataError{Reason: "no training transitions"}
+	case len(queries(d.Valid)) == 0:
+		return &DataError{Reason: "no validation session with a successful experience"}
+	case len(d.Pool) == 0:
+		return &DataError{Reason: "empty candidate pool"}
+	}
+	for _, ss := range [][]Sample{d.Train, d.Valid} {
+		for i, s := range ss {
+			if s.Next >= len(ss) || s.Cap < 0 || s.Cap >= len(d.Graph.Caps) {
+				return &DataError{Reason: fmt.Sprintf("sample %d has out-of-range links", i)}
+			}
+		}
+	}
+	return nil
+}
+
+// Model is the model being trained (the best one after Run).
+func (t *Trainer) Model() *shgat.Model { return t.model }
+
+// History lists every validation, the untrained model's first.
+func (t *Trainer) History() []Validation { return slices.Clone(t.history) }
+
+// Best is the best validation seen.
+func (t *Trainer) Best() Validation { return t.bestVal }
+
+// Steps is the number of optimiser steps taken.
+func (t *Trainer) Steps() int { return t.step }
+
+// StepStats are one step's figures, logged to MLflow.
+type StepStats struct {
+	Loss, TDLoss, ListLoss, LR, Beta, MeanAbsTD, GradNorm float64
+}
+
+// Observer receives the trainer's progress; any field may be nil.
+type Observer struct {
+	Step       func(step int, s StepStats)
+	Validation func(v Validation)
+	Checkpoint func(step int, dir string)
+}
+
+// Run trains until Epochs are done or early stopping triggers, then puts
+// the best weights (by the monitored validation metric, the untrained model
+// included) back into the model. A cancelled context stops between steps
+// with the context's error; the trainer can be checkpointed and resumed.
+func (t *Trainer) Run(ctx context.Context, obs Observer, bar pipeline.Bar) error {
+	if t.done {
+		return nil
+	}
+	if !t.started {
+		v, err := t.validate()
+		if err != nil {
+			return err
+		}
+		t.record(v, obs)
+		t.started = true
+	}
+	steps := t.stepsPerEpoch()
+	for t.epoch < t.cfg.Epochs {
+		if !t.valueTrained {
+			if err := t.trainValue(); err != nil {
+				return err
+			}
+			t.valueTrained = true
+		}
+		for t.stepInEpoch < steps {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			st, err := t.trainStep()
+			if err != nil {
+				return err
+			}
+			t.step++
+			t.stepInEpoch++
+			if obs.Step != nil {
+				obs.Step(t.step, st)
+			}
+			if bar != nil {
+				bar.Add(1)
+			}
+			if t.cfg.CheckpointEvery > 0 && t.step%t.cfg.CheckpointEvery == 0 {
+				if err := t.Save(t.cfg.CheckpointDir); err != nil {
+					return err
+				}
+				if obs.Checkpoint != nil {
+					obs.Checkpoint(t.step, t.cfg.CheckpointDir)
+				}
+			}
+		}
+		t.epoch++
+		t.stepInEpoch, t.valueTrained = 0, false
+		v, err := t.validate()
+		if err != nil {
+			return err
+		}
+		if stop := t.record(v, obs); stop {
+			break
+		}
+	}
+	copy(t.model.Params.Data, t.best.Data)
+	t.done = true
+	return nil
+}
+
+func (t *Trainer) stepsPerEpoch() int {
+	if t.cfg.StepsPerEpoch > 0 {
+		return t.cfg.StepsPerEpoch
+	}
+	return (len(t.data.Train) + t.cfg.BatchSize - 1) / t.cfg.BatchSize
+}
+
+// record keeps the best weights and says whether to stop early.
+func (t *Trainer) record(v Validation, obs Observer) (stop bool) {
+	v.Epoch, v.Step = t.epoch, t.step
+	t.history = append(t.history, v)
+	if obs.Validation != nil {
+		obs.Validation(v)
+	}
+	m := t.cfg.Monitor
+	if t.best == nil || v.get(m) > t.bestVal.get(m)+t.cfg.MinDelta {
+		t.best = t.model.Params.Clone(t.model.Config)
+		t.bestVal, t.bad = v, 0
+		return false
+	}
+	t.bad++
+	return t.bad >= t.cfg.Patience
+}
+
+// valueInput is the value network's state-action vector: intent,
+// capability embedding and the mean context tool embedding.
+func (t *Trainer) valueInput(s Sample) []float64 {
+	d := t.data.Dim()
+	x := make([]float64, 3*d)
+	copy(x, s.Intent)
+	copy(x[d:], t.data.Features.Caps[s.Cap*d:(s.Cap+1)*d])
+	for _, k := range s.Context {
+		for j, v := range t.data.Features.Tools[k*d : (k+1)*d] {
+			x[2*d+j] += v / float64(len(s.Context))
+		}
+	}
+	return x
+}
+
+// trainValue runs one TD(λ) pass over every training session, in an order
+// shuffled by the trainer's RNG.
+func (t *Trainer) trainValue() error {
+	var starts []int
+	isNext := make([]bool, len(t.data.Train))
+	for _, s := range t.data.Train {
+		if s.Next >= 0 {
+			isNext[s.Next] = true
+		}
+	}
+	for i := range t.data.Train {
+		if !isNext[i] {
+			starts = append(starts, i)
+		}
+	}
+	t.rng.Shuffle(len(starts), func(i, j int) { starts[i], starts[j] = starts[j], starts[i] })
+	for _, i := range starts {
+		var xs [][]float64
+		var rs []float64
+		for k := i; k >= 0; k = t.data.Train[k].Next {
+			xs = append(xs, t.valueInput(t.data.Train[k]))
+			rs = append(rs, t.data.Train[k].Reward)
+		}
+		if _, err := t.value.Episode(xs, rs); err != nil {
+			return fmt.Errorf("train: value network: %w", err)
+		}
+	}
+	return nil
+}
+
+// trainStep is the design's step: PER batch → SHGAT scores → TD targets
+// from the value network → IS-weighted loss → backward → Adam → |δ| back to
+// the buffer.
+func (t *Trainer) trainStep() (StepStats, error) {
+	cfg, data := t.cfg, t.data
+	batch, err := t.buf.Sample(t.rng, min(cfg.BatchSize, t.buf.Len()))
+	if err != nil {
+		return StepStats{}, err
+	}
+	n := len(batch.Items)
+	examples := make([]shgat.Example, n)
+	sel := make([]int, n)
+	for i, k := range batch.Items {
+		s := data.Train[k]
+		examples[i], sel[i] = t.example(s)
+	}
+	// TD targets: y = r + γ·V(s') (r at the end of a session).
+	targets := make([]float64, n)
+	var nextX [][]float64
+	var nextOf []int
+	for i, k := range batch.Items {
+		s := data.Train[k]
+		targets[i] = s.Reward
+		if s.Next >= 0 {
+			nextX = append(nextX, t.valueInput(data.Train[s.Next]))
+			nextOf = append(nextOf, i)
+		}
+	}
+	if len(nextX) > 0 {
+		vs, err := t.value.ValueBatch(nextX)
+		if err != nil {
+			return StepStats{}, fmt.Errorf("train: value network: %w", err)
+		}
+		for j, i := range nextOf {
+			targets[i] += cfg.Value.Gamma * vs[j]
+		}
+	}
+
+	out, err := t.model.Forward(shgat.Input{
+		Graph: data.Graph, Features: data.Features, Reliability: data.Reliability,
+		Batch: examples, Train: true, Rand: t.rng,
+	})
+	if err != nil {
+		return StepStats{}, err
+	}
+	var st StepStats
+	dS := make([][]float64, n)
+	tdAbs := make([]float64, n)
+	inv := 1 / float64(n)
+	for i := range n {
+		scores := out.Scores[i]
+		dS[i] = make([]float64, len(scores))
+		w := batch.Weights[i]
+		delta := targets[i] - scores[sel[i]]
+		tdAbs[i] = math.Abs(delta)
+		st.MeanAbsTD += tdAbs[i] * inv
+		st.TDLoss += w * delta * delta * inv
+		dS[i][sel[i]] -= cfg.TDWeight * 2 * w * delta * inv
+		if cfg.ListwiseWeight > 0 && data.Train[batch.Items[i]].Success {
+			p := softmax(scores)
+			st.ListLoss -= w * math.Log(max(p[sel[i]], 1e-300)) * inv
+			for j := range p {
+				dS[i][j] += cfg.ListwiseWeight * w * p[j] * inv
+			}
+			dS[i][sel[i]] -= cfg.ListwiseWeight * w * inv
+		}
+	}
+	grads, l2, err := out.Backward(dS)
+	if err != nil {
+		return StepStats{}, err
+	}
+	st.Loss = cfg.TDWeight*st.TDLoss + cfg.ListwiseWeight*st.ListLoss + l2
+	st.GradNorm = ClipNorm(grads.Data, cfg.ClipNorm)
+	st.LR = CosineLR(cfg.LR, cfg.EtaMin, cfg.TMax, t.step)
+	st.Beta = batch.Beta
+	t.adam.Update(t.model.Params.Data, grads.Data, st.LR)
+	if _, err := t.buf.UpdatePriorities(batch.IDs, tdAbs); err != nil {
+		return StepStats{}, err
+	}
+	return st, nil
+}
+
+// example scores a sample's selected capability against the pool; sel is
+// its position among the candidates.
+func (t *Trainer) example(s Sample) (ex shgat.Example, sel int) {
+	pool := t.data.Pool
+	sel = slices.Index(pool, s.Cap)
+	cands := pool
+	if sel < 0 {
+		cands = append(slices.Clone(pool), s.Cap)
+		sel = len(cands) - 1
+	}
+	return shgat.Example{Intent: s.Intent, Context: s.Context, Candidates: cands}, sel
+}
+
+// validate ranks the pool for every validation session with the current
+// weights (no dropout).
+func (t *Trainer) validate() (Validation, error) {
+	return Evaluate(t.model, t.data, t.data.Valid)
+}
+
+// Evaluate ranks data.Pool for every session of samples that has a success
+// and averages MRR, Hit@1/3/5 and nDCG@5 (evaluation/metrics).
+func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) {
+	qs := queries(samples)
+	batch := make([]shgat.Example, len(qs))
+	for i, q := range qs {
+		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool}
+	}
+	out, err := m.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Reliability: data.Reliability, Batch: batch})
+	if err != nil {
+		return Validation{}, err
+	}
+	v := Validation{Queries: len(qs)}
+	ranked := make([]int, len(data.Pool))
+	for i, q := range qs {
+		for r, j := range metrics.Rank(out.Scores[i]) {
+			ranked[r] = data.Pool[j]
+		}
+		v.MRR += metrics.ReciprocalRank(ranked, q.relevant)
+		v.Hit1 += metrics.HitAt(ranked, q.relevant, 1)
+		v.Hit3 += metrics.HitAt(ranked, q.relevant, 3)
+		v.Hit5 += metrics.HitAt(ranked, q.relevant, 5)
+		v.NDCG5 += metrics.NDCGAt(ranked, q.relevant, 5)
+	}
+	n := float64(max(len(qs), 1))
+	v.MRR, v.Hit1, v.Hit3, v.Hit5, v.NDCG5 = v.MRR/n, v.Hit1/n, v.Hit3/n, v.Hit5/n, v.NDCG5/n
+	return v, nil
+}
+
+func softmax(z []float64) []float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = max(m, v)
+	}
+	out := make([]float64, len(z))
+	var s float64
+	for i, v := range z {
+		out[i] = math.Exp(v - m)
+		s += out[i]
+	}
+	for i := range out {
+		out[i] /= s
+	}
+	return out
+}
