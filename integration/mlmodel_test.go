@@ -52,6 +52,7 @@ func mlmNewScorer(t *testing.T, seed uint64) mlmScorer {
 	s := &shgat.Scorer{
 		Dim: d, Heads: heads, HeadDim: headDim, Wq: vec(d*d, 0.5), CtxQ: vec(d*d, 0.5), CtxGate: 0.3,
 		Scale: 1 / (float64(heads) * math.Sqrt(headDim)), CtxScale: 1 / math.Sqrt(float64(d)),
+		Evidence: []float64{0.4, -0.2, 1},
 	}
 	m, err := shgat.ExportScorer(s)
 	require.NoError(t, err)
@@ -76,9 +77,11 @@ func mlmNewScorer(t *testing.T, seed uint64) mlmScorer {
 	intent, ctx, keys := f32(vec(b*d, 1)), f32(vec(b*c*d, 1)), f32(vec(n*d, 1))
 	mask := []float32{1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0} // row 2 has no context at all
 	rel := []float32{1, 1.5, 0.5, 2, 0.8}
+	nf := len(s.Evidence)
+	ev := f32(vec(b*n*nf, 2))
 	want := make([][]float64, b)
 	for i := range b {
-		req := shgat.Request{Intent: f64(intent[i*d : (i+1)*d])}
+		req := shgat.Request{Intent: f64(intent[i*d : (i+1)*d]), Evidence: f64(ev[i*n*nf : (i+1)*n*nf])}
 		for j := range c {
 			if mask[i*c+j] == 1 {
 				req.Context = append(req.Context, f64(ctx[(i*c+j)*d:(i*c+j+1)*d]))
@@ -95,6 +98,7 @@ func mlmNewScorer(t *testing.T, seed uint64) mlmScorer {
 			shgat.InputContextMask: {Shape: []int64{b, c}, Data: mask},
 			shgat.InputCandidates:  {Shape: []int64{n, int64(d)}, Data: keys},
 			shgat.InputReliability: {Shape: []int64{n}, Data: rel},
+			shgat.InputEvidence:    {Shape: []int64{b, n, int64(nf)}, Data: ev},
 		},
 		want: want,
 	}
@@ -209,7 +213,8 @@ func TestMLmodelPythonReadsGoFolder(t *testing.T) {
 		Metadata        map[string]string
 	}
 	require.NoError(t, json.Unmarshal([]byte(mlmPython(t, ctx, mlmPyInspect, dir)), &got))
-	assert.Equal(t, []string{"intent", "context", "context_mask", "candidates", "reliability"}, got.InfoInputs)
+	assert.Equal(t, []string{"intent", "context", "context_mask", "candidates", "reliability", "evidence"}, got.InfoInputs)
+	assert.Equal(t, []any{"evidence", "float32", []any{-1.0, -1.0, 3.0}}, got.Inputs[5])
 	assert.Equal(t, []any{"context", "float32", []any{-1.0, -1.0, 8.0}}, got.Inputs[1])
 	assert.Equal(t, []any{"scores", "float32", []any{-1.0, -1.0}}, got.Outputs[0])
 	assert.Equal(t, []any{"float32", []any{3.0, 4.0, 8.0}}, got.Example["context"])

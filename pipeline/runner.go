@@ -179,7 +179,7 @@ func (r *Runner) runStage(ctx context.Context, s Stage, parent *mlflowclient.Run
 			_ = r.Client.Runs.End(endCtx, run.Info.RunID, mlflowclient.RunFailed)
 			return sr, &StageError{Stage: sr.Name, Err: err}
 		}
-		env.Tracker = tr
+		env.Tracker, env.Client = tr, r.Client
 		sr.RunID = run.Info.RunID
 	}
 

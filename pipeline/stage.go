@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/mlflowclient"
 )
 
 // Stage is one step of a pipeline.
@@ -35,8 +36,11 @@ func (s stageFunc) Run(ctx context.Context, env *Env) error { return s.run(ctx, 
 
 // Env is what a stage works with.
 type Env struct {
-	Store    featurestore.Store
-	Tracker  Tracker // the stage's own MLflow run (Discard when not tracking)
+	Store   featurestore.Store
+	Tracker Tracker // the stage's own MLflow run (Discard when not tracking)
+	// Client is the MLflow client of a tracked run (nil when not tracking),
+	// for what a Tracker does not cover: logged models, the registry.
+	Client   *mlflowclient.Client
 	Logger   *slog.Logger
 	Progress Progress
 

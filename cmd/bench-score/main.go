@@ -126,12 +126,12 @@ func run(ctx context.Context) error {
 		for i := range rel {
 			rel[i] = []float64{0.5, 1, 1.2}[rng.IntN(3)]
 		}
-		// Serving passes a lexical score per candidate (log(1+BM25)).
-		req.Lexical = make([]float64, n)
-		for i := range req.Lexical {
-			req.Lexical[i] = 3 * rng.Float64()
+		// Serving passes the evidence features of every candidate.
+		req.Evidence = make([]float64, n*len(s.Evidence))
+		for i := range req.Evidence {
+			req.Evidence[i] = 3 * rng.Float64()
 		}
-		keys32, rel32, lex32 := to32(nil, keys), to32(nil, rel), to32(nil, req.Lexical)
+		keys32, rel32, ev32 := to32(nil, keys), to32(nil, rel), to32(nil, req.Evidence)
 
 		var want []float64
 		goTimes, err := timeCalls(ctx, max(cfg.warmup/10, 1), cfg.iters, time.Duration(cfg.goSeconds*float64(time.Second)), func() error {
@@ -146,7 +146,7 @@ func run(ctx context.Context) error {
 		ortTimes, err := timeCalls(ctx, cfg.warmup, cfg.iters, 0, func() error {
 			var err error
 			got, err = ortS.Score(shgat.Batch{B: 1, C: cfg.c, N: n, Intent: intent32, Context: ctx32, ContextMask: mask32,
-				Candidates: keys32, Reliability: rel32, Lexical: lex32})
+				Candidates: keys32, Reliability: rel32, Evidence: ev32})
 			return err
 		})
 		if err != nil {
@@ -212,6 +212,7 @@ func randomScorer(rng *rand.Rand, heads, headDim int) *shgat.Scorer {
 	return &shgat.Scorer{
 		Dim: d, Heads: heads, HeadDim: headDim, Wq: w(), CtxQ: w(), CtxGate: -0.85,
 		Scale: 1 / (float64(heads) * math.Sqrt(float64(headDim))), CtxScale: 1 / math.Sqrt(float64(d)),
+		Evidence: []float64{0.5, 1, 1},
 	}
 }
 

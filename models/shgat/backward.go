@@ -7,8 +7,9 @@ import (
 
 // Backward returns the gradient of a loss with respect to every parameter,
 // given dScores = ∂loss/∂Scores (same shape as Scores). When the pass was a
-// training pass and Config.L2 > 0, the gradient of (L2/2)·Σ‖W‖² over the
-// projection matrices is included and the penalty returned.
+// training pass and Config.L2 > 0, the gradient of (L2/2)·Σ‖W − W₀‖² over
+// the projection matrices is included and the penalty returned (W₀ = I for
+// identity init, 0 for xavier).
 func (o *Output) Backward(dScores [][]float64) (grads *Params, penalty float64, err error) {
 	if len(dScores) != len(o.Scores) {
 		return nil, 0, &InputError{Field: "d_scores", Reason: fmt.Sprintf("has %d rows, want %d", len(dScores), len(o.Scores))}
@@ -29,7 +30,7 @@ func (o *Output) Backward(dScores [][]float64) (grads *Params, penalty float64, 
 		m.stepBackward(&o.steps[i], grads, dx)
 	}
 	if o.in.Train {
-		penalty = m.Params.addL2(grads, m.Config.L2)
+		penalty = m.Params.addL2(grads, m.Config.L2, m.Config)
 	}
 	return grads, penalty, nil
 }
@@ -56,9 +57,7 @@ func (o *Output) scoreBackward(dScores [][]float64, g *Params, dx []float64) {
 			k := keys[cand*d : (cand+1)*d]
 			r := o.reliability(cand)
 			raw := dot(q, k) * sc.Scale
-			if ex.Lexical != nil {
-				raw += sc.LexWeight * ex.Lexical[j]
-			}
+			raw += sc.evidence(ex.Evidence, j)
 			dr := dScores[i][j]
 			if raw >= 0 {
 				dr *= r
@@ -68,8 +67,11 @@ func (o *Output) scoreBackward(dScores [][]float64, g *Params, dx []float64) {
 			if dr == 0 {
 				continue
 			}
-			if ex.Lexical != nil {
-				g.Lex[0] += dr * ex.Lexical[j]
+			if ex.Evidence != nil {
+				f := len(g.Evid)
+				for k, e := range ex.Evidence[j*f : (j+1)*f] {
+					g.Evid[k] += dr * e
+				}
 			}
 			dr *= sc.Scale
 			dk := dkeys[cand*d : (cand+1)*d]

@@ -17,12 +17,15 @@ const CatalogFormat = "capflow-shgat-catalog/1"
 // representations context tools are looked up in, and the reliability
 // factors, in float32 as the ONNX scorer consumes them.
 type Catalog struct {
-	Dim            int
-	CapabilityIDs  []string
-	ToolIDs        []string
-	Keys           []float32 // [C×D]
-	Tools          []float32 // [T×D]
-	Reliability    []float32 // [C]
+	Dim           int
+	CapabilityIDs []string
+	ToolIDs       []string
+	Keys          []float32 // [C×D]
+	Tools         []float32 // [T×D]
+	Reliability   []float32 // [C]
+	// ToolText are the tools' unit text embeddings [T×D] (optional): serving
+	// needs them for the evidence features (models/evidence).
+	ToolText       []float32
 	FeatureVersion string
 }
 
@@ -55,11 +58,15 @@ func (c *Catalog) Encode() ([]byte, error) {
 	caps, _ := json.Marshal(c.CapabilityIDs)
 	tools, _ := json.Marshal(c.ToolIDs)
 	nc, nt, d := int64(len(c.CapabilityIDs)), int64(len(c.ToolIDs)), int64(c.Dim)
-	return safetensors.Encode([]safetensors.Tensor{
+	ts := []safetensors.Tensor{
 		{Name: "keys", Shape: []int64{nc, d}, F32: c.Keys},
 		{Name: "tools", Shape: []int64{nt, d}, F32: c.Tools},
 		{Name: "reliability", Shape: []int64{nc}, F32: c.Reliability},
-	}, map[string]string{
+	}
+	if c.ToolText != nil {
+		ts = append(ts, safetensors.Tensor{Name: "tool_text", Shape: []int64{nt, int64(len(c.ToolText)) / max(nt, 1)}, F32: c.ToolText})
+	}
+	return safetensors.Encode(ts, map[string]string{
 		"format": CatalogFormat, "capability_ids": string(caps), "tool_ids": string(tools),
 		"feature_version": c.FeatureVersion,
 	})
@@ -104,6 +111,14 @@ func DecodeCatalog(name string, b []byte) (*Catalog, error) {
 	}
 	if len(shape) != 1 || shape[0] != int64(len(c.CapabilityIDs)) {
 		return nil, bad("reliability has shape %v for %d capabilities", shape, len(c.CapabilityIDs))
+	}
+	if _, ok := f.Info("tool_text"); ok {
+		if c.ToolText, shape, err = f.Float32("tool_text"); err != nil {
+			return nil, bad("%v", err)
+		}
+		if len(shape) != 2 || shape[0] != int64(len(c.ToolIDs)) {
+			return nil, bad("tool_text has shape %v for %d tools", shape, len(c.ToolIDs))
+		}
 	}
 	for i, r := range c.Reliability {
 		if !(r > 0) || math.IsInf(float64(r), 0) {

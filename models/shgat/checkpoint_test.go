@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config != m.Config || got.Levels != m.Levels {
+	if !reflect.DeepEqual(got.Config, m.Config) || got.Levels != m.Levels {
 		t.Fatalf("config %+v levels %d, want %+v %d", got.Config, got.Levels, m.Config, m.Levels)
 	}
 	for i, v := range m.Params.Data {

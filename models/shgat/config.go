@@ -22,9 +22,12 @@ type Config struct {
 	LeakySlope float64 // LeakyReLU slope in the attention logits (0.2)
 	GateInit   float64 // initial σ(γ) of every gated residual (0.2)
 	CtxGate    float64 // initial σ of the context mixing gate (0.3)
-	// LexInit is the initial weight of the lexical score (0: the model
-	// starts dense-only; the lexical input is 0 when no lexical scorer runs).
-	LexInit float64
+	// Evidence names the per-candidate evidence features the scorer fuses
+	// with its dense score (default DefaultEvidence); EvidenceInit are
+	// their initial weights (nil: 0, a dense-only start). The features are
+	// computed by the caller (models/evidence), the weights learned here.
+	Evidence     []string
+	EvidenceInit []float64
 
 	// Init is "identity" (default: square projections start at I plus
 	// small noise, so the untrained model ranks like cosine similarity of
@@ -34,7 +37,7 @@ type Config struct {
 	Seed      uint64
 
 	Dropout float64 // on messages m_t, training only
-	L2      float64 // weight decay on projection matrices, training only
+	L2      float64 // decay of projection matrices towards their init centre (I or 0), training only
 
 	Reliability Reliability
 }
@@ -60,6 +63,11 @@ func (r Reliability) Factor(successRate *float64) float64 {
 	}
 	return r.Neutral
 }
+
+// DefaultEvidence are the evidence features of models/evidence: BM25 of
+// the intent against the capability's document and the best BM25 and
+// cosine similarity against its member tools' own texts.
+var DefaultEvidence = []string{"bm25_capability", "bm25_tool_max", "cos_tool_max"}
 
 // DefaultHeadDim is the head width used when only Dim is given: 16 heads of
 // 64 at 1024-d (the design), 6 of 64 for 384-d MiniLM.
@@ -98,6 +106,9 @@ func (c Config) WithDefaults() Config {
 	if c.InitNoise == 0 {
 		c.InitNoise = 0.01
 	}
+	if len(c.Evidence) == 0 {
+		c.Evidence = DefaultEvidence
+	}
 	if c.Reliability == (Reliability{}) {
 		c.Reliability = Reliability{LowBelow: 0.5, LowFactor: 0.5, HighAbove: 0.9, HighFactor: 1.2, Neutral: 1}
 	}
@@ -133,12 +144,17 @@ func (c Config) Check() error {
 		return bad("init", "must be identity or xavier, got %q", c.Init)
 	case !(c.InitNoise >= 0) || math.IsInf(c.InitNoise, 0):
 		return bad("init_noise", "must be ≥ 0, got %v", c.InitNoise)
-	case math.IsNaN(c.LexInit) || math.IsInf(c.LexInit, 0):
-		return bad("lex_init", "must be finite, got %v", c.LexInit)
+	case c.EvidenceInit != nil && len(c.EvidenceInit) != len(c.Evidence):
+		return bad("evidence_init", "has %d weights for %d evidence features", len(c.EvidenceInit), len(c.Evidence))
 	case !(c.Dropout >= 0 && c.Dropout < 1):
 		return bad("dropout", "must be in [0,1), got %v", c.Dropout)
 	case !(c.L2 >= 0) || math.IsInf(c.L2, 0):
 		return bad("l2", "must be ≥ 0, got %v", c.L2)
+	}
+	for _, w := range c.EvidenceInit {
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			return bad("evidence_init", "must be finite, got %v", c.EvidenceInit)
+		}
 	}
 	r := c.Reliability
 	for _, f := range []float64{r.LowFactor, r.HighFactor, r.Neutral} {

@@ -13,7 +13,7 @@ import (
 // D is fixed by the model.
 const (
 	InputIntent      = "intent"       // [batch, D]
-	InputLexical     = "lexical"      // [batch, candidates]
+	InputEvidence    = "evidence"     // [batch, candidates, F]
 	InputContext     = "context"      // [batch, context, D]
 	InputContextMask = "context_mask" // [batch, context], 1 = real tool, 0 = padding
 	InputCandidates  = "candidates"   // [candidates, D], the keys W_k·e_c
@@ -28,12 +28,12 @@ const maskedLogit = 1e9
 const scorerDoc = `capflow SHGAT request-time scorer (models/shgat Scorer), row-vector convention.
 Inputs (float32): intent [batch,D]; context [batch,context,D]; context_mask [batch,context] (1 = real tool, 0 = padding);
 candidates [candidates,D] (capability keys W_k·e_c); reliability [candidates] (r_c > 0);
-lexical [batch,candidates] (lexical score per candidate, 0 when none). Output: scores [batch,candidates].
+evidence [batch,candidates,F] (evidence features per candidate, 0 when none). Output: scores [batch,candidates].
   x     = InputScale·intent
   s_j   = x·ctx_q·t_j + (mask_j − 1)·1e9          ctx_q = CtxQ/√D
   α     = softmax_j(s) ⊙ mask                      all padding → α = 0
   x'    = x + σ(CtxGate)·Σ_j α_j t_j
-  raw_c = x'·w_q·k_c + LexWeight·lexical_c        w_q = Wq/(Heads·√HeadDim)
+  raw_c = x'·w_q·k_c + evidence_c·w_e              w_q = Wq/(Heads·√HeadDim), w_e the F evidence weights
   score = raw·r if raw ≥ 0 else raw/r`
 
 // ScorerError says why a Scorer cannot be exported.
@@ -60,6 +60,8 @@ func checkScorer(s *Scorer) error {
 		return &ScorerError{Field: "Heads", Reason: fmt.Sprintf("is %d, must be positive", s.Heads)}
 	case s.HeadDim <= 0:
 		return &ScorerError{Field: "HeadDim", Reason: fmt.Sprintf("is %d, must be positive", s.HeadDim)}
+	case len(s.Evidence) == 0:
+		return &ScorerError{Field: "Evidence", Reason: "has no weights (one per evidence feature, at least one)"}
 	case s.InputScale < 0:
 		return &ScorerError{Field: "InputScale", Reason: fmt.Sprintf("is %v, must be positive (0 means 1)", s.InputScale)}
 	case s.Heads*s.HeadDim != s.Dim:
@@ -77,9 +79,14 @@ func checkScorer(s *Scorer) error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"CtxGate", s.CtxGate}, {"Scale", s.Scale}, {"CtxScale", s.CtxScale}, {"InputScale", s.InputScale}, {"LexWeight", s.LexWeight}} {
+	}{{"CtxGate", s.CtxGate}, {"Scale", s.Scale}, {"CtxScale", s.CtxScale}, {"InputScale", s.InputScale}} {
 		if !finite32(f.v) {
 			return &ScorerError{Field: f.name, Reason: fmt.Sprintf("is %v, not a finite float32", f.v)}
+		}
+	}
+	for i, w := range s.Evidence {
+		if !finite32(w) {
+			return &ScorerError{Field: fmt.Sprintf("Evidence[%d]", i), Reason: fmt.Sprintf("is %v, not a finite float32", w)}
 		}
 	}
 	return nil
@@ -135,7 +142,9 @@ func ExportScorer(s *Scorer) (*onnxgraph.Model, error) {
 	mask := g.Input(InputContextMask, onnxgraph.Float, "batch", "context")
 	keys := g.Input(InputCandidates, onnxgraph.Float, "candidates", d)
 	rel := g.Input(InputReliability, onnxgraph.Float, "candidates")
-	lex := g.Input(InputLexical, onnxgraph.Float, "batch", "candidates")
+	nf := int64(len(s.Evidence))
+	ev := g.Input(InputEvidence, onnxgraph.Float, "batch", "candidates", nf)
+	ew := g.Initializer("evidence_weights", []int64{nf}, to32(s.Evidence))
 	g.Output(OutputScores, onnxgraph.Float, "batch", "candidates")
 	ctxQName := g.Initializer("ctx_q", []int64{d, d}, ctxQ)
 	wQName := g.Initializer("w_q", []int64{d, d}, wQ)
@@ -159,7 +168,7 @@ func ExportScorer(s *Scorer) (*onnxgraph.Model, error) {
 
 	q := op("MatMul", xq, wQName)                                          // [B,D]
 	raw := g.Op("Gemm", []string{q, keys}, onnxgraph.AttrInt("transB", 1)) // [B,N]
-	raw = op("Add", raw, op("Mul", lex, g.FloatScalar(float32(s.LexWeight))))
+	raw = op("Add", raw, op("MatMul", ev, ew))                             // [B,N,F]·[F] → [B,N]
 	nonNeg := op("GreaterOrEqual", raw, g.FloatScalar(0))
 	g.Node("Where", []string{nonNeg, op("Mul", raw, rel), op("Div", raw, rel)}, []string{OutputScores})
 

@@ -40,6 +40,7 @@ func exportTestScorer(rng *rand.Rand, heads, headDim int, identity bool) *shgat.
 		// Not √D as models use, so scores stay in a range where an
 		// absolute tolerance is meaningful at both test sizes.
 		InputScale: math.Sqrt(float64(d)) / 4,
+		Evidence:   []float64{0.7, -0.3, 1.2},
 	}
 }
 
@@ -126,7 +127,7 @@ onnx.checker.check_model(m, full_check=True)
 assert m.producer_name == "capflow", m.producer_name
 assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17], m.opset_import
 assert "SHGAT" in m.graph.doc_string, m.graph.doc_string
-assert [i.name for i in m.graph.input] == ["intent", "context", "context_mask", "candidates", "reliability", "lexical"]
+assert [i.name for i in m.graph.input] == ["intent", "context", "context_mask", "candidates", "reliability", "evidence"]
 assert [o.name for o in m.graph.output] == ["scores"]
 assert all(t.data_type == onnx.TensorProto.FLOAT for t in m.graph.initializer if t.name in ("ctx_q", "w_q"))
 dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]

@@ -12,7 +12,7 @@ type Example struct {
 	Intent     []float64
 	Context    []int
 	Candidates []int
-	Lexical    []float64 // per candidate (e.g. log(1+BM25)); nil: 0
+	Evidence   []float64 // [len(Candidates)×F] evidence features (models/evidence); nil: 0
 }
 
 // Input is one forward pass: message passing over Graph from Features, then
@@ -237,9 +237,7 @@ func (o *Output) score() {
 		s := make([]float64, len(ex.Candidates))
 		for j, cand := range ex.Candidates {
 			raw := dot(q, o.Reps.Keys[cand*d:(cand+1)*d]) * sc.Scale
-			if ex.Lexical != nil {
-				raw += sc.LexWeight * ex.Lexical[j]
-			}
+			raw += sc.evidence(ex.Evidence, j)
 			s[j] = Reliable(raw, o.reliability(cand))
 		}
 		o.Scores[i] = s

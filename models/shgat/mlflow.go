@@ -87,7 +87,7 @@ func WriteMLflowModel(dir string, m *Model, cat *Catalog, opts PackageOptions) e
 
 // inputExample builds a request of real catalog rows: one intent, two
 // context tools (the second masked out), the first five capabilities with
-// lexical scores 0, 0.5, 1, ...; it returns the example and Go's scores.
+// a spread of evidence values; it returns the example and Go's scores.
 func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmodel.Tensor, []float32, error) {
 	d := cat.Dim
 	n := min(5, len(cat.CapabilityIDs))
@@ -116,12 +116,13 @@ func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmode
 	x := to32(intent)
 	keys := cat.Keys[:n*d]
 	rel := cat.Reliability[:n]
-	lex := make([]float32, n) // a spread of lexical scores, so the example exercises the fusion
-	for j := range lex {
-		lex[j] = float32(j) / 2
+	nf := len(sc.Evidence)
+	ev := make([]float32, n*nf) // a spread of evidence, so the example exercises the fusion
+	for j := range ev {
+		ev[j] = float32(j%7) / 4
 	}
 	// Go's reference scores, on exactly the float32 values the example holds.
-	got, err := sc.Score(Request{Intent: to64(x), Context: ctxRows, Lexical: to64(lex)}, to64(keys), to64(rel))
+	got, err := sc.Score(Request{Intent: to64(x), Context: ctxRows, Evidence: to64(ev)}, to64(keys), to64(rel))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +132,7 @@ func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmode
 		InputContextMask: {Shape: []int64{1, 2}, Data: mask},
 		InputCandidates:  {Shape: []int64{int64(n), int64(d)}, Data: keys},
 		InputReliability: {Shape: []int64{int64(n)}, Data: rel},
-		InputLexical:     {Shape: []int64{1, int64(n)}, Data: lex},
+		InputEvidence:    {Shape: []int64{1, int64(n), int64(nf)}, Data: ev},
 	}, to32(got), nil
 }
 
@@ -199,7 +200,7 @@ func ReadMLflowModel(dir string) (*Package, error) {
 			ctxRows = append(ctxRows, to64(ex[InputContext].Data[j*m.Config.Dim:(j+1)*m.Config.Dim]))
 		}
 	}
-	got, err := m.Scorer().Score(Request{Intent: to64(ex[InputIntent].Data), Context: ctxRows, Lexical: to64(ex[InputLexical].Data)},
+	got, err := m.Scorer().Score(Request{Intent: to64(ex[InputIntent].Data), Context: ctxRows, Evidence: to64(ex[InputEvidence].Data)},
 		to64(ex[InputCandidates].Data), to64(ex[InputReliability].Data))
 	if err != nil {
 		return nil, bad("input example: %v", err)

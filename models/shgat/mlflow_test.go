@@ -14,7 +14,7 @@ import (
 
 func packaged(t *testing.T) (string, *Model, *Catalog) {
 	t.Helper()
-	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, LexInit: 0.7}, false)
+	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, EvidenceInit: []float64{0.7, -0.2, 1.1}}, false)
 	reps, err := f.m.Represent(f.in.Graph, f.in.Features)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestMLflowModelORT(t *testing.T) {
 	ex := p.Folder.Example
 	got, err := s.Score(Batch{B: 1, C: 2, N: 5, Intent: ex[InputIntent].Data, Context: ex[InputContext].Data,
 		ContextMask: ex[InputContextMask].Data, Candidates: ex[InputCandidates].Data, Reliability: ex[InputReliability].Data,
-		Lexical: ex[InputLexical].Data})
+		Evidence: ex[InputEvidence].Data})
 	if err != nil {
 		t.Fatal(err)
 	}

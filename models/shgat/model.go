@@ -53,7 +53,7 @@ func (m *Model) Scorer() *Scorer {
 		CtxGate: m.Params.CtxG[0],
 		Scale:   1 / (float64(c.Heads) * math.Sqrt(float64(c.HeadDim))), CtxScale: 1 / math.Sqrt(float64(c.Dim)),
 		InputScale: c.InputScale,
-		LexWeight:  m.Params.Lex[0],
+		Evidence:   append([]float64(nil), m.Params.Evid...),
 	}
 }
 
@@ -129,10 +129,10 @@ func (m *Model) checkInput(in Input) error {
 				return bad(fmt.Sprintf("batch[%d].context", b), "tool index %d out of range [0,%d)", t, len(g.Tools))
 			}
 		}
-		if ex.Lexical != nil && len(ex.Lexical) != len(ex.Candidates) {
-			return bad(fmt.Sprintf("batch[%d].lexical", b), "has %d values, want one per candidate (%d)", len(ex.Lexical), len(ex.Candidates))
+		if f := len(m.Config.Evidence); ex.Evidence != nil && len(ex.Evidence) != len(ex.Candidates)*f {
+			return bad(fmt.Sprintf("batch[%d].evidence", b), "has %d values, want %d features × %d candidates", len(ex.Evidence), f, len(ex.Candidates))
 		}
-		if err := finite(fmt.Sprintf("batch[%d].lexical", b), ex.Lexical); err != nil {
+		if err := finite(fmt.Sprintf("batch[%d].evidence", b), ex.Evidence); err != nil {
 			return err
 		}
 		if len(ex.Candidates) == 0 {

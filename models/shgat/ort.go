@@ -56,6 +56,7 @@ var ErrORTClosed = errors.New("shgat: ORT scorer is closed")
 type ORTScorer struct {
 	path string
 	dim  int
+	nf   int // evidence features per candidate
 
 	mu     sync.RWMutex
 	sess   *ort.DynamicAdvancedSession
@@ -63,7 +64,7 @@ type ORTScorer struct {
 }
 
 // ioSpec is one input or output of the contract; dims are -1 for a dynamic
-// axis and 0 for D.
+// axis, 0 for D and -2 for F (the number of evidence features).
 type ioSpec struct {
 	name string
 	dims []int64
@@ -78,7 +79,7 @@ func scorerIO() (inputs []ioSpec, output ioSpec) {
 		{InputContextMask, []int64{-1, -1}},
 		{InputCandidates, []int64{-1, 0}},
 		{InputReliability, []int64{-1}},
-		{InputLexical, []int64{-1, -1}},
+		{InputEvidence, []int64{-1, -1, -2}},
 	}, ioSpec{OutputScores, []int64{-1, -1}}
 }
 
@@ -86,7 +87,7 @@ func scorerIO() (inputs []ioSpec, output ioSpec) {
 func axisName(spec ioSpec, i int) string {
 	switch {
 	case spec.name == OutputScores && i == 1, spec.name == InputCandidates && i == 0, spec.name == InputReliability,
-		spec.name == InputLexical && i == 1:
+		spec.name == InputEvidence && i == 1:
 		return "candidates"
 	case i == 0:
 		return "batch"
@@ -139,7 +140,7 @@ func OpenORT(ctx context.Context, path string, opts ORTOptions) (*ORTScorer, err
 	if err != nil {
 		return nil, &ModelError{Path: path, Reason: "ONNX Runtime cannot load it (a truncated or corrupt file, not an ONNX model, or an operator it lacks)", Err: err}
 	}
-	dim, err := checkScorerIO(path, ins, outs, opts.Dim)
+	dim, nf, err := checkScorerIO(path, ins, outs, opts.Dim)
 	if err != nil {
 		return nil, err
 	}
@@ -164,14 +165,14 @@ func OpenORT(ctx context.Context, path string, opts ORTOptions) (*ORTScorer, err
 	if err != nil {
 		return nil, &ModelError{Path: path, Reason: "ONNX Runtime cannot create a session", Err: err}
 	}
-	s := &ORTScorer{path: path, dim: dim, sess: sess}
+	s := &ORTScorer{path: path, dim: dim, nf: nf, sess: sess}
 
 	// One small request proves the graph runs and answers [B,N]; the I/O
 	// declarations alone do not. Distinct sizes catch mixed-up axes.
 	const pb, pc, pn = 2, 3, 5
 	if _, err := s.Score(Batch{B: pb, C: pc, N: pn, Intent: make([]float32, pb*dim), Context: make([]float32, pb*pc*dim),
 		ContextMask: make([]float32, pb*pc), Candidates: make([]float32, pn*dim), Reliability: []float32{1, 1, 1, 1, 1},
-		Lexical: make([]float32, pb*pn)}); err != nil {
+		Evidence: make([]float32, pb*pn*nf)}); err != nil {
 		s.Close()
 		return nil, &ModelError{Path: path, Reason: "a test request fails", Err: err}
 	}
@@ -179,8 +180,8 @@ func OpenORT(ctx context.Context, path string, opts ORTOptions) (*ORTScorer, err
 }
 
 // checkScorerIO checks the model's declared inputs and outputs against the
-// contract and returns D.
-func checkScorerIO(path string, ins, outs []ort.InputOutputInfo, wantDim int) (int, error) {
+// contract and returns D and F.
+func checkScorerIO(path string, ins, outs []ort.InputOutputInfo, wantDim int) (int, int, error) {
 	bad := func(format string, a ...any) error {
 		return &ModelError{Path: path, Reason: fmt.Sprintf(format, a...)}
 	}
@@ -191,10 +192,10 @@ func checkScorerIO(path string, ins, outs []ort.InputOutputInfo, wantDim int) (i
 	}
 	for _, in := range ins {
 		if !slices.Contains(want, in.Name) {
-			return 0, bad("unexpected input %q (the scorer takes exactly %s)", in.Name, strings.Join(want, ", "))
+			return 0, 0, bad("unexpected input %q (the scorer takes exactly %s)", in.Name, strings.Join(want, ", "))
 		}
 	}
-	dim := int64(0)
+	dim, nf := int64(0), int64(0)
 	dimFrom := ""
 	check := func(kind string, spec ioSpec, info *ort.InputOutputInfo) error {
 		if info == nil {
@@ -219,20 +220,24 @@ func checkScorerIO(path string, ins, outs []ort.InputOutputInfo, wantDim int) (i
 				return bad("%s %q has D=%d but %s has D=%d", kind, spec.name, got[i], dimFrom, dim)
 			case w == 0:
 				dim, dimFrom = got[i], spec.name
+			case w == -2 && got[i] <= 0:
+				return bad("%s %q axis %d (evidence features) is %d, want a fixed count ≥ 1", kind, spec.name, i, got[i])
+			case w == -2:
+				nf = got[i]
 			}
 		}
 		return nil
 	}
 	for _, spec := range specs {
 		if err := check("input", spec, findIO(ins, spec.name)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	// Outputs beyond scores are tolerated: the session never fetches them.
 	if err := check("output", outSpec, findIO(outs, outSpec.name)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return int(dim), nil
+	return int(dim), int(nf), nil
 }
 
 func findIO(l []ort.InputOutputInfo, name string) *ort.InputOutputInfo {
@@ -246,6 +251,9 @@ func findIO(l []ort.InputOutputInfo, name string) *ort.InputOutputInfo {
 
 // Dim is the model's D.
 func (s *ORTScorer) Dim() int { return s.dim }
+
+// Features is the model's F, the number of evidence features per candidate.
+func (s *ORTScorer) Features() int { return s.nf }
 
 // Close releases the ORT session after the runs in flight finish; Score then
 // returns ErrORTClosed. Close is idempotent.
@@ -267,7 +275,7 @@ type Batch struct {
 	ContextMask []float32 // [B×C]: 1 = real tool, 0 = padding
 	Candidates  []float32 // [N×D]: the capability keys
 	Reliability []float32 // [N]
-	Lexical     []float32 // [B×N]; nil: no lexical evidence (zeros)
+	Evidence    []float32 // [B×N×F]; nil: no evidence (zeros)
 }
 
 // Score scores b.B requests against b.N candidates and returns scores
@@ -300,8 +308,8 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 		return nil, bad(InputCandidates, "has %d values, want n·D = %d·%d = %d", len(in.Candidates), n, d, n*d)
 	case len(in.Reliability) != n:
 		return nil, bad(InputReliability, "has %d values, want n = %d", len(in.Reliability), n)
-	case in.Lexical != nil && len(in.Lexical) != b*n:
-		return nil, bad(InputLexical, "has %d values, want b·n = %d·%d = %d", len(in.Lexical), b, n, b*n)
+	case in.Evidence != nil && len(in.Evidence) != b*n*s.nf:
+		return nil, bad(InputEvidence, "has %d values, want b·n·F = %d·%d·%d = %d", len(in.Evidence), b, n, s.nf, b*n*s.nf)
 	}
 	for i, m := range in.ContextMask {
 		if m != 0 && m != 1 {
@@ -317,9 +325,9 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 	if b == 0 || n == 0 {
 		return out, nil // nothing to score; c = 0 does run (ORT takes the empty axis)
 	}
-	lex := in.Lexical
-	if lex == nil {
-		lex = make([]float32, b*n)
+	ev := in.Evidence
+	if ev == nil {
+		ev = make([]float32, b*n*s.nf)
 	}
 	b64, c64, n64, d64 := int64(b), int64(c), int64(n), int64(d)
 	var values []ort.Value
@@ -337,7 +345,7 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 		{in.ContextMask, ort.NewShape(b64, c64)},
 		{in.Candidates, ort.NewShape(n64, d64)},
 		{in.Reliability, ort.NewShape(n64)},
-		{lex, ort.NewShape(b64, n64)},
+		{ev, ort.NewShape(b64, n64, int64(s.nf))},
 		{out, ort.NewShape(b64, n64)},
 	} {
 		// NewTensor wraps the Go slice; nothing is copied.

@@ -112,19 +112,20 @@ func ortParity(t *testing.T, heads, headDim int, identity bool, requests int) {
 				partMasked++
 			}
 		}
-		// Lexical scores: absent (nil) for some requests, else per row.
-		var lex32 []float32
+		// Evidence: absent (nil) for some requests, else per row.
+		var ev32 []float32
 		if rng.IntN(3) > 0 {
+			nf := len(s.Evidence)
 			for r := range reqs {
-				reqs[r].Lexical = make([]float64, n)
-				for k := range n {
-					reqs[r].Lexical[k] = 3 * rng.Float64()
+				reqs[r].Evidence = make([]float64, n*nf)
+				for k := range reqs[r].Evidence {
+					reqs[r].Evidence[k] = 3 * rng.Float64()
 				}
-				lex32 = append32(lex32, reqs[r].Lexical)
+				ev32 = append32(ev32, reqs[r].Evidence)
 			}
 		}
 		got, err := ortS.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent32, Context: ctx32, ContextMask: mask32,
-			Candidates: append32(nil, keys), Reliability: append32(nil, rel), Lexical: lex32})
+			Candidates: append32(nil, keys), Reliability: append32(nil, rel), Evidence: ev32})
 		if err != nil {
 			t.Fatalf("request %d (b=%d c=%d n=%d): ORT Score: %v", i, b, c, n, err)
 		}
@@ -174,7 +175,7 @@ func contractInputs(d int) []fakeInput {
 		{shgat.InputContextMask, onnxgraph.Float, []any{"batch", "context"}},
 		{shgat.InputCandidates, onnxgraph.Float, []any{"candidates", d}},
 		{shgat.InputReliability, onnxgraph.Float, []any{"candidates"}},
-		{shgat.InputLexical, onnxgraph.Float, []any{"batch", "candidates"}},
+		{shgat.InputEvidence, onnxgraph.Float, []any{"batch", "candidates", 3}},
 	}
 }
 
@@ -311,7 +312,7 @@ func TestORTScoreRejectsBadInputs(t *testing.T) {
 	type args = shgat.Batch
 	ok := func() args {
 		return args{B: b, C: c, N: n, Intent: f(b * d), Context: f(b * c * d), ContextMask: f(b * c), Candidates: f(n * d),
-			Reliability: f(n), Lexical: f(b * n)}
+			Reliability: f(n), Evidence: f(b * n * 3)}
 	}
 	if _, err := s.Score(ok()); err != nil {
 		t.Fatalf("valid request: %v", err)
@@ -335,7 +336,7 @@ func TestORTScoreRejectsBadInputs(t *testing.T) {
 		{"negative reliability", shgat.InputReliability, func(a *args) { a.Reliability[0] = -1 }},
 		{"NaN reliability", shgat.InputReliability, func(a *args) { a.Reliability[1] = float32(math.NaN()) }},
 		{"Inf reliability", shgat.InputReliability, func(a *args) { a.Reliability[1] = float32(math.Inf(1)) }},
-		{"short lexical", shgat.InputLexical, func(a *args) { a.Lexical = a.Lexical[1:] }},
+		{"short evidence", shgat.InputEvidence, func(a *args) { a.Evidence = a.Evidence[1:] }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

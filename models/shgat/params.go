@@ -24,7 +24,7 @@ type Params struct {
 	Wk    []float64 // [D×D] capability (key) projection
 	CtxQ  []float64 // [D×D] context attention query projection
 	CtxG  []float64 // [1] context mixing gate logit
-	Lex   []float64 // [1] weight of the lexical score
+	Evid  []float64 // [F] weights of the evidence features
 }
 
 // Group is a named parameter group.
@@ -38,7 +38,7 @@ type Group struct {
 // capability levels.
 func NewParams(cfg Config, levels int) *Params {
 	d, n := cfg.Dim, StepCount(levels)
-	size := n*(2*d*d+cfg.Heads*cfg.HeadDim+d) + 3*d*d + 2
+	size := n*(2*d*d+cfg.Heads*cfg.HeadDim+d) + 3*d*d + 1 + len(cfg.Evidence)
 	p := &Params{Data: make([]float64, size)}
 	off := 0
 	take := func(k int) []float64 { s := p.Data[off : off+k : off+k]; off += k; return s }
@@ -46,7 +46,7 @@ func NewParams(cfg Config, levels int) *Params {
 	for i := range p.Steps {
 		p.Steps[i] = StepParams{Child: take(d * d), Parent: take(d * d), Attn: take(cfg.Heads * cfg.HeadDim), Gate: take(d)}
 	}
-	p.Wq, p.Wk, p.CtxQ, p.CtxG, p.Lex = take(d*d), take(d*d), take(d*d), take(1), take(1)
+	p.Wq, p.Wk, p.CtxQ, p.CtxG, p.Evid = take(d*d), take(d*d), take(d*d), take(1), take(len(cfg.Evidence))
 	return p
 }
 
@@ -60,7 +60,7 @@ func (p *Params) Groups() []Group {
 			Group{fmt.Sprintf("step%d.attn", i), s.Attn, false},
 			Group{fmt.Sprintf("step%d.gate", i), s.Gate, false})
 	}
-	return append(gs, Group{"wq", p.Wq, true}, Group{"wk", p.Wk, true}, Group{"ctx_q", p.CtxQ, true}, Group{"ctx_gate", p.CtxG, false}, Group{"lex_weight", p.Lex, false})
+	return append(gs, Group{"wq", p.Wq, true}, Group{"wk", p.Wk, true}, Group{"ctx_q", p.CtxQ, true}, Group{"ctx_gate", p.CtxG, false}, Group{"evidence", p.Evid, false})
 }
 
 // init fills p deterministically from cfg.Seed.
@@ -99,7 +99,7 @@ func (p *Params) init(cfg Config) {
 	square(p.Wk)
 	square(p.CtxQ)
 	p.CtxG[0] = logit(cfg.CtxGate)
-	p.Lex[0] = cfg.LexInit
+	copy(p.Evid, cfg.EvidenceInit)
 }
 
 // Clone returns a deep copy.
@@ -109,12 +109,16 @@ func (p *Params) Clone(cfg Config) *Params {
 	return q
 }
 
-// addL2 adds the gradient of (λ/2)·Σ‖W‖² over the projection matrices to g
-// and returns the penalty.
-func (p *Params) addL2(g *Params, lambda float64) float64 {
+// addL2 adds the gradient of (λ/2)·Σ‖W − W₀‖² over the projection matrices
+// to g and returns the penalty. W₀ is the centre of the initialisation: I
+// for identity init (decay pulls the model back towards cosine similarity
+// of the embeddings, the prior that generalises to unseen capabilities), 0
+// for xavier.
+func (p *Params) addL2(g *Params, lambda float64, cfg Config) float64 {
 	if lambda == 0 {
 		return 0
 	}
+	d := cfg.Dim
 	var pen float64
 	gg := g.Groups()
 	for i, grp := range p.Groups() {
@@ -122,6 +126,9 @@ func (p *Params) addL2(g *Params, lambda float64) float64 {
 			continue
 		}
 		for j, w := range grp.Data {
+			if cfg.Init == "identity" && j%(d+1) == 0 {
+				w--
+			}
 			pen += w * w
 			gg[i].Data[j] += lambda * w
 		}

@@ -21,7 +21,7 @@ import (
 //	x'   = x + σ(CtxGate)·p                    context mixed into the intent
 //	q    = x'·Wq
 //	raw  = q·k_c / (Heads·√HeadDim)            = mean over heads of q_h·k_ch/√d_h
-//	     + LexWeight·ℓ_c                       lexical evidence (e.g. log(1+BM25)), 0 if absent
+//	     + Σ_f Evidence_f·ε_cf                 evidence features (BM25, tool-level similarity), 0 if absent
 //	score= raw·r_c if raw ≥ 0 else raw/r_c     reliability factor r_c > 0
 //
 // Reliability divides a negative score rather than multiplying it, so that a
@@ -41,10 +41,10 @@ type Scorer struct {
 	// vectors; scaled dot-product attention assumes entries of unit
 	// variance, i.e. norm √D, so the model scales every input by √D.
 	InputScale float64
-	// LexWeight weighs the lexical score of each candidate, learned with
-	// the rest: the fusion of dense and lexical evidence stays inside the
-	// exported model.
-	LexWeight float64
+	// Evidence weighs each candidate's evidence features (F of them),
+	// learned with the rest: the fusion of dense and lexical evidence stays
+	// inside the exported model.
+	Evidence []float64
 }
 
 func (s *Scorer) inputScale() float64 {
@@ -55,11 +55,11 @@ func (s *Scorer) inputScale() float64 {
 }
 
 // Request is one intent with the representations of its context tools and,
-// optionally, a lexical score per candidate.
+// optionally, the evidence features of each candidate.
 type Request struct {
-	Intent  []float64   // [D]
-	Context [][]float64 // C rows of [D]; may be empty
-	Lexical []float64   // [N] for the candidates scored; nil: all 0
+	Intent   []float64   // [D]
+	Context  [][]float64 // C rows of [D]; may be empty
+	Evidence []float64   // [N×F] for the candidates scored; nil: all 0
 }
 
 // Query returns q = (x + σ(g)·p)·Wq for one request.
@@ -102,12 +102,21 @@ func (s *Scorer) Score(r Request, keys []float64, reliability []float64) ([]floa
 	if err != nil {
 		return nil, err
 	}
-	return s.ScoreKeys(q, keys, reliability, r.Lexical)
+	return s.ScoreKeys(q, keys, reliability, r.Evidence)
+}
+
+// evidence returns Σ_f Evidence_f·ε_jf for candidate j (0 when ev is nil).
+func (s *Scorer) evidence(ev []float64, j int) float64 {
+	if ev == nil {
+		return 0
+	}
+	f := len(s.Evidence)
+	return dot(s.Evidence, ev[j*f:(j+1)*f])
 }
 
 // ScoreKeys scores a projected query against candidate keys, with optional
-// lexical scores (nil: 0).
-func (s *Scorer) ScoreKeys(q, keys, reliability, lexical []float64) ([]float64, error) {
+// evidence features ([N×F], nil: 0).
+func (s *Scorer) ScoreKeys(q, keys, reliability, evidence []float64) ([]float64, error) {
 	d := s.Dim
 	if len(keys)%d != 0 {
 		return nil, &DimError{What: "candidate keys", Got: len(keys) % d, Want: 0}
@@ -116,15 +125,13 @@ func (s *Scorer) ScoreKeys(q, keys, reliability, lexical []float64) ([]float64, 
 	if len(reliability) != n {
 		return nil, &DimError{What: "reliability", Got: len(reliability), Want: n}
 	}
-	if lexical != nil && len(lexical) != n {
-		return nil, &DimError{What: "lexical", Got: len(lexical), Want: n}
+	if evidence != nil && len(evidence) != n*len(s.Evidence) {
+		return nil, &DimError{What: "evidence", Got: len(evidence), Want: n * len(s.Evidence)}
 	}
 	out := make([]float64, n)
 	for c := range n {
 		raw := dot(q, keys[c*d:(c+1)*d]) * s.Scale
-		if lexical != nil {
-			raw += s.LexWeight * lexical[c]
-		}
+		raw += s.evidence(evidence, c)
 		out[c] = Reliable(raw, reliability[c])
 	}
 	return out, nil

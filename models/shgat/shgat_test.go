@@ -69,7 +69,7 @@ func newFixture(t *testing.T, cfg Config, train bool) *fixture {
 		Train:       train,
 		Batch: []Example{
 			{Intent: randVec(rng, d, 1), Context: []int{0, 4}, Candidates: []int{0, 1, 2, 3, 4, 5, 6}},
-			{Intent: randVec(rng, d, 1), Candidates: []int{3, 1}, Lexical: []float64{0.7, 2.1}},
+			{Intent: randVec(rng, d, 1), Candidates: []int{3, 1}, Evidence: []float64{0.7, 2.1, -0.3, 1.5, 0.2, 0.9}},
 			{Intent: randVec(rng, d, 1), Context: []int{6, 7}, Candidates: []int{5, 4, 2}},
 		},
 	}
@@ -98,9 +98,13 @@ func (f *fixture) loss(t *testing.T) (float64, *Output) {
 	}
 	if in.Train {
 		var pen float64
+		d := f.m.Config.Dim
 		for _, g := range f.m.Params.Groups() {
 			if g.Matrix {
-				for _, w := range g.Data {
+				for j, w := range g.Data {
+					if f.m.Config.Init == "identity" && j%(d+1) == 0 {
+						w-- // identity init decays towards I
+					}
 					pen += w * w
 				}
 			}
@@ -119,9 +123,10 @@ func TestGradients(t *testing.T) {
 		cfg   Config
 		train bool
 	}{
-		{"xavier", Config{Dim: 8, Heads: 2, Init: "xavier", Seed: 3, LexInit: 0.8}, false},
+		{"xavier", Config{Dim: 8, Heads: 2, Init: "xavier", Seed: 3, EvidenceInit: []float64{0.8, 0.1, -0.4}}, false},
 		{"identity", Config{Dim: 12, Heads: 3, Seed: 4, InitNoise: 0.3}, false},
-		{"train-dropout-l2", Config{Dim: 8, Heads: 4, Init: "xavier", Seed: 5, Dropout: 0.3, L2: 0.01, LexInit: -0.5}, true},
+		{"train-dropout-l2", Config{Dim: 8, Heads: 4, Init: "xavier", Seed: 5, Dropout: 0.3, L2: 0.01, EvidenceInit: []float64{-0.5, 0.3, 0.2}}, true},
+		{"train-l2-to-identity", Config{Dim: 8, Heads: 2, Seed: 6, InitNoise: 0.2, L2: 0.05}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.cfg, tc.train)
@@ -175,15 +180,16 @@ func TestGradients(t *testing.T) {
 // TestForwardMatchesScorer: the batched training scorer and the
 // request-time Scorer compute the same scores.
 func TestForwardMatchesScorer(t *testing.T) {
-	f := newFixture(t, Config{Dim: 8, Heads: 2, Init: "xavier", Seed: 3, LexInit: 0.6}, false)
+	f := newFixture(t, Config{Dim: 8, Heads: 2, Init: "xavier", Seed: 3, EvidenceInit: []float64{0.6, 1, 2}}, false)
 	_, out := f.loss(t)
 	sc := f.m.Scorer()
 	d := f.m.Config.Dim
 	for i, ex := range f.in.Batch {
-		req := Request{Intent: ex.Intent, Lexical: ex.Lexical}
+		req := Request{Intent: ex.Intent}
 		for _, tIdx := range ex.Context {
 			req.Context = append(req.Context, out.Reps.Tools[tIdx*d:(tIdx+1)*d])
 		}
+		req.Evidence = ex.Evidence
 		keys := gather(out.Reps.Keys, ex.Candidates, d)
 		rel := make([]float64, len(ex.Candidates))
 		for j, c := range ex.Candidates {

@@ -36,6 +36,8 @@ type trainerState struct {
 	ValueTrained bool              `json:"value_trained"`
 	Done         bool              `json:"done"`
 	AdamStep     int               `json:"adam_step"`
+	Calib        []float64         `json:"calib"`
+	CalibAdam    *Adam             `json:"calib_adam"`
 	RNG          []byte            `json:"rng"`
 	Replay       replay.State[int] `json:"replay"`
 }
@@ -76,7 +78,7 @@ func (t *Trainer) Save(dir string) error {
 	st := trainerState{
 		Config: t.cfg, Step: t.step, Epoch: t.epoch, StepInEpoch: t.stepInEpoch, Bad: t.bad,
 		BestVal: t.bestVal, History: t.history, Started: t.started, ValueTrained: t.valueTrained, Done: t.done,
-		AdamStep: t.adam.Step, RNG: rngState, Replay: t.buf.Snapshot(),
+		AdamStep: t.adam.Step, Calib: t.calib, CalibAdam: t.calibAdam, RNG: rngState, Replay: t.buf.Snapshot(),
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -147,6 +149,10 @@ func Resume(dir string, data *Data) (*Trainer, error) {
 	copy(t.adam.M, mm)
 	copy(t.adam.V, vv)
 	t.adam.Step = st.AdamStep
+	if len(st.Calib) != 2 || st.CalibAdam == nil || len(st.CalibAdam.M) != 2 || len(st.CalibAdam.V) != 2 {
+		return nil, fail("TD head state missing", nil)
+	}
+	t.calib, t.calibAdam = st.Calib, st.CalibAdam
 	if t.buf, err = replay.Restore(st.Replay); err != nil {
 		return nil, fail("replay buffer", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/evidence"
 	"github.com/capflow/capflow/models/shgat"
 )
 
@@ -17,6 +18,10 @@ type Sample struct {
 	Success bool
 	Next    int // index of the session's next sample on the same side; -1: terminal
 	Session string
+	// Evidence holds the evidence features (models/evidence) of every
+	// capability, [C×F] in graph order; nil without evidence. Shared by the
+	// samples of one intent.
+	Evidence []float64
 }
 
 // Data is everything the trainer reads: the graph and its node features, the
@@ -44,7 +49,9 @@ func (e *DataError) Error() string { return "train: data: " + e.Reason }
 // intents (keyed by featurestore.IntentHash), ids become indices. A
 // transition naming an unknown capability or tool, or whose intent has no
 // embedding, is an error naming it.
-func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, success float64) ([]Sample, error) {
+//
+// ev, when not nil, adds each intent's evidence features.
+func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
 	out := make([]Sample, len(ts))
 	for i, t := range ts {
 		e := t.Experience
@@ -57,6 +64,12 @@ func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, succ
 			return nil, &DataError{Reason: fmt.Sprintf("no intent embedding for %q (session %q): build features first", shorten(e.Intent), t.Session)}
 		}
 		s := Sample{Intent: emb, Cap: c, Reward: t.Reward, Success: e.Outcome == featurestore.OutcomeSuccess, Next: t.Next, Session: t.Session}
+		if ev != nil {
+			var err error
+			if s.Evidence, err = ev.Features(e.Intent, emb); err != nil {
+				return nil, err
+			}
+		}
 		for _, id := range e.ContextTools {
 			k, ok := g.ToolIndex(id)
 			if !ok {
@@ -86,6 +99,7 @@ func PoolOfLevels(g *shgat.Graph, levels []int) []int {
 type query struct {
 	intent   []float64
 	context  []int
+	evidence []float64
 	relevant map[int]bool
 }
 
@@ -99,13 +113,25 @@ func queries(samples []Sample) []query {
 		if !ok {
 			k = len(out)
 			idx[s.Session] = k
-			out = append(out, query{intent: s.Intent, context: s.Context, relevant: map[int]bool{}})
+			out = append(out, query{intent: s.Intent, context: s.Context, evidence: s.Evidence, relevant: map[int]bool{}})
 		}
 		if s.Success {
 			out[k].relevant[s.Cap] = true
 		}
 	}
 	return slices.DeleteFunc(out, func(q query) bool { return len(q.relevant) == 0 })
+}
+
+// gatherEvidence returns the rows idx of ev ([C×F]), nil when ev is nil.
+func gatherEvidence(ev []float64, idx []int) []float64 {
+	if ev == nil {
+		return nil
+	}
+	out := make([]float64, 0, len(idx)*evidence.F)
+	for _, c := range idx {
+		out = append(out, ev[c*evidence.F:(c+1)*evidence.F]...)
+	}
+	return out
 }
 
 func shorten(s string) string {

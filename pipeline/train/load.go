@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/evidence"
 	"github.com/capflow/capflow/models/shgat"
 	"github.com/capflow/capflow/models/textembed"
 )
@@ -27,14 +28,7 @@ type Source struct {
 	Temporal        bool    // hold out the latest sessions instead of a hash-chosen set
 	SplitSeed       uint64
 	Rewards         Rewards
-}
-
-// ToolText is the text a tool is embedded from.
-func ToolText(t featurestore.Tool) string {
-	if t.Description == "" {
-		return t.Name
-	}
-	return t.Name + ": " + t.Description
+	NoEvidence      bool // the dense score only (no evidence features)
 }
 
 // Loaded is training data plus what evaluation on other query sets needs.
@@ -44,6 +38,11 @@ type Loaded struct {
 	FeatureVersion string
 	Split          Split
 	Capabilities   []featurestore.Capability
+	Tools          []featurestore.Tool
+	ToolText       [][]float32 // unit text embeddings of the tools (evidence.ToolText)
+	Evidence       *Evidence   // nil when Source.NoEvidence
+
+	store featurestore.Store
 }
 
 // Load assembles training data from the store: the catalog graph, text
@@ -81,7 +80,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	}
 	texts := make([]string, len(tools))
 	for i, t := range tools {
-		texts[i] = ToolText(t)
+		texts[i] = evidence.ToolText(t)
 	}
 	vecs, err := encodeBatched(ctx, src.Encoder, texts)
 	if err != nil {
@@ -142,14 +141,23 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	} else if sp, err = SplitBySession(ts, frac, src.SplitSeed); err != nil {
 		return nil, err
 	}
+	var ev *Evidence
+	if !src.NoEvidence {
+		ix, err := evidence.New(tools, caps, vecs)
+		if err != nil {
+			return nil, err
+		}
+		ev = NewEvidence(ix)
+	}
 	data := &Data{Graph: g, Features: feats, Reliability: rel, Pool: PoolOfLevels(g, src.CandidateLevels)}
-	if data.Train, err = Resolve(g, sp.Train, intents, 1); err != nil {
+	if data.Train, err = Resolve(g, sp.Train, intents, ev); err != nil {
 		return nil, err
 	}
-	if data.Valid, err = Resolve(g, sp.Valid, intents, 1); err != nil {
+	if data.Valid, err = Resolve(g, sp.Valid, intents, ev); err != nil {
 		return nil, err
 	}
-	return &Loaded{Data: data, Intents: intents, FeatureVersion: version, Split: sp, Capabilities: caps}, nil
+	return &Loaded{Data: data, Intents: intents, FeatureVersion: version, Split: sp, Capabilities: caps, Tools: tools,
+		ToolText: vecs, Evidence: ev, store: st}, nil
 }
 
 // IntentEmbeddings returns the embedding of every distinct (intent, context)
@@ -189,7 +197,7 @@ func IntentEmbeddings(ctx context.Context, st featurestore.Store, enc textembed.
 
 // QuerySamples turns evaluation queries into one sample per relevant
 // capability (success, one session per query), for Evaluate.
-func QuerySamples(g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64) ([]Sample, error) {
+func QuerySamples(g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
 	var out []Sample
 	for _, q := range qs {
 		emb, ok := intents[featurestore.IntentHash(q.Intent, q.ContextTools)]
@@ -204,12 +212,19 @@ func QuerySamples(g *shgat.Graph, qs []featurestore.Query, intents map[string][]
 			}
 			ctxIdx = append(ctxIdx, k)
 		}
+		var l []float64
+		if ev != nil {
+			var err error
+			if l, err = ev.Features(q.Intent, emb); err != nil {
+				return nil, err
+			}
+		}
 		for _, r := range q.Relevant {
 			c, ok := g.CapIndex(r)
 			if !ok {
 				return nil, &DataError{Reason: fmt.Sprintf("query %q: unknown relevant capability %q", q.ID, r)}
 			}
-			out = append(out, Sample{Intent: emb, Context: ctxIdx, Cap: c, Reward: 1, Success: true, Next: -1, Session: q.ID})
+			out = append(out, Sample{Intent: emb, Context: ctxIdx, Cap: c, Reward: 1, Success: true, Next: -1, Session: q.ID, Evidence: l})
 		}
 	}
 	return out, nil

@@ -31,7 +31,15 @@ type Config struct {
 	ClipNorm  float64 `json:"clip_norm"`
 
 	TDWeight       float64 `json:"td_weight"`       // weight of the IS-weighted TD (MSE) loss
+	CalibLR        float64 `json:"calib_lr"`        // Adam learning rate of the TD head Q = a·score + b
 	ListwiseWeight float64 `json:"listwise_weight"` // weight of the softmax loss over the full pool; 0: off
+
+	// FusionSteps full-batch Adam steps (at FusionLR) fit the evidence
+	// weights on the training sessions, with the dense scorer frozen,
+	// before the main loop: learned fusion needs far larger moves on these
+	// few weights than the main learning rate allows. 0: off.
+	FusionSteps int     `json:"fusion_steps"`
+	FusionLR    float64 `json:"fusion_lr"`
 
 	Epochs        int     `json:"epochs"`
 	StepsPerEpoch int     `json:"steps_per_epoch"` // 0: ⌈train transitions / batch⌉
@@ -54,16 +62,19 @@ type ValueConfig struct {
 	LR     float64 `json:"lr"`
 }
 
-// DefaultConfig is the design's training configuration (sections 2.2-2.4).
+// DefaultConfig is the design's training configuration (sections 2.2-2.4),
+// sized to train on Seal-Tools dev in a few minutes on two cores: an epoch
+// is 25 steps of 32 transitions (about a fifth of the dev transitions),
+// validated after each; L2 pulls the projections towards identity.
 func DefaultConfig() Config {
 	return Config{
-		Model:     shgat.Config{Seed: 1},
+		Model:     shgat.Config{Seed: 1, L2: 0.01},
 		Value:     ValueConfig{Hidden: []int{256, 128, 64}, Gamma: 0.99, Lambda: 0.95, LR: 0.001},
 		Replay:    replay.DefaultConfig(),
 		Reward:    DefaultRewards(),
 		BatchSize: 32, LR: 0.001, Beta1: 0.9, Beta2: 0.999, TMax: 1000, EtaMin: 1e-6, ClipNorm: 5,
-		TDWeight: 1, ListwiseWeight: 1,
-		Epochs: 20, Patience: 3, MinDelta: 1e-4, Monitor: "mrr",
+		TDWeight: 1, CalibLR: 0.01, ListwiseWeight: 1, FusionSteps: 300, FusionLR: 0.05,
+		Epochs: 8, StepsPerEpoch: 25, Patience: 3, MinDelta: 1e-4, Monitor: "mrr",
 		Seed: 1,
 	}
 }
@@ -86,6 +97,8 @@ func (c Config) check() error {
 		return bad("beta1/beta2", "must be in [0,1), got %v/%v", c.Beta1, c.Beta2)
 	case c.TMax < 1 || !(c.EtaMin >= 0 && c.EtaMin <= c.LR):
 		return bad("t_max/eta_min", "t_max must be ≥ 1 and 0 ≤ eta_min ≤ lr, got %d/%v", c.TMax, c.EtaMin)
+	case !(c.CalibLR > 0):
+		return bad("calib_lr", "must be positive, got %v", c.CalibLR)
 	case !(c.TDWeight >= 0) || !(c.ListwiseWeight >= 0) || c.TDWeight+c.ListwiseWeight == 0:
 		return bad("td_weight/listwise_weight", "must be ≥ 0 and not both 0, got %v/%v", c.TDWeight, c.ListwiseWeight)
 	case c.Epochs < 1 || c.StepsPerEpoch < 0 || c.Patience < 1:
@@ -129,8 +142,14 @@ type Trainer struct {
 	value *valuenet.Net
 	buf   *replay.Buffer[int]
 	adam  *Adam
-	pcg   *rand.PCG
-	rng   *rand.Rand
+	// calib is the TD head Q(s,a) = calib[0]·score + calib[1]: the TD
+	// regression fits expected rewards through it, so fitting their scale
+	// and offset never squeezes the ranking scores (the scorer has no bias
+	// and its scores carry lexical evidence on a different scale).
+	calib     []float64
+	calibAdam *Adam
+	pcg       *rand.PCG
+	rng       *rand.Rand
 
 	step, epoch, stepInEpoch int
 	best                     *shgat.Params
@@ -140,6 +159,7 @@ type Trainer struct {
 	started                  bool // the untrained model has been validated
 	valueTrained             bool // the value net has had this epoch's pass
 	done                     bool
+	fused                    *shgat.Params // right after the fusion fit (not checkpointed: for reports)
 }
 
 // NewTrainer builds the model, the value network and the replay buffer
@@ -169,6 +189,7 @@ func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
 	}
 	t.adam = NewAdam(len(model.Params.Data), cfg.LR)
 	t.adam.Beta1, t.adam.Beta2 = cfg.Beta1, cfg.Beta2
+	t.calib, t.calibAdam = []float64{0.1, 0}, NewAdam(2, cfg.CalibLR)
 	t.pcg = rand.NewPCG(cfg.Seed, 0x7a41)
 	t.rng = rand.New(t.pcg)
 	return t, nil
@@ -211,6 +232,18 @@ func (t *Trainer) History() []Validation { return slices.Clone(t.history) }
 // Best is the best validation seen.
 func (t *Trainer) Best() Validation { return t.bestVal }
 
+// Fused is the model right after the fusion fit, before the main loop (nil
+// without a fusion fit, or after Resume).
+func (t *Trainer) Fused() *shgat.Model {
+	if t.fused == nil {
+		return nil
+	}
+	return &shgat.Model{Config: t.model.Config, Levels: t.model.Levels, Params: t.fused}
+}
+
+// Calibration is the TD head: Q(s,a) ≈ a·score + b.
+func (t *Trainer) Calibration() (a, b float64) { return t.calib[0], t.calib[1] }
+
 // Steps is the number of optimiser steps taken.
 func (t *Trainer) Steps() int { return t.step }
 
@@ -240,6 +273,16 @@ func (t *Trainer) Run(ctx context.Context, obs Observer, bar pipeline.Bar) error
 			return err
 		}
 		t.record(v, obs)
+		if t.cfg.FusionSteps > 0 && len(t.data.Train) > 0 && t.data.Train[0].Evidence != nil {
+			if err := t.fitFusion(ctx); err != nil {
+				return err
+			}
+			t.fused = t.model.Params.Clone(t.model.Config)
+			if v, err = t.validate(); err != nil {
+				return err
+			}
+			t.record(v, obs)
+		}
 		t.started = true
 	}
 	steps := t.stepsPerEpoch()
@@ -407,16 +450,22 @@ func (t *Trainer) trainStep() (StepStats, error) {
 	var st StepStats
 	dS := make([][]float64, n)
 	tdAbs := make([]float64, n)
+	dCalib := make([]float64, 2)
 	inv := 1 / float64(n)
+	a, b := t.calib[0], t.calib[1]
 	for i := range n {
 		scores := out.Scores[i]
 		dS[i] = make([]float64, len(scores))
 		w := batch.Weights[i]
-		delta := targets[i] - scores[sel[i]]
+		s := scores[sel[i]]
+		delta := targets[i] - (a*s + b)
 		tdAbs[i] = math.Abs(delta)
 		st.MeanAbsTD += tdAbs[i] * inv
 		st.TDLoss += w * delta * delta * inv
-		dS[i][sel[i]] -= cfg.TDWeight * 2 * w * delta * inv
+		g := -cfg.TDWeight * 2 * w * delta * inv
+		dS[i][sel[i]] += g * a
+		dCalib[0] += g * s
+		dCalib[1] += g
 		if cfg.ListwiseWeight > 0 && data.Train[batch.Items[i]].Success {
 			p := softmax(scores)
 			st.ListLoss -= w * math.Log(max(p[sel[i]], 1e-300)) * inv
@@ -435,6 +484,7 @@ func (t *Trainer) trainStep() (StepStats, error) {
 	st.LR = CosineLR(cfg.LR, cfg.EtaMin, cfg.TMax, t.step)
 	st.Beta = batch.Beta
 	t.adam.Update(t.model.Params.Data, grads.Data, st.LR)
+	t.calibAdam.Update(t.calib, dCalib, cfg.CalibLR)
 	if _, err := t.buf.UpdatePriorities(batch.IDs, tdAbs); err != nil {
 		return StepStats{}, err
 	}
@@ -451,7 +501,7 @@ func (t *Trainer) example(s Sample) (ex shgat.Example, sel int) {
 		cands = append(slices.Clone(pool), s.Cap)
 		sel = len(cands) - 1
 	}
-	return shgat.Example{Intent: s.Intent, Context: s.Context, Candidates: cands}, sel
+	return shgat.Example{Intent: s.Intent, Context: s.Context, Candidates: cands, Evidence: gatherEvidence(s.Evidence, cands)}, sel
 }
 
 // validate ranks the pool for every validation session with the current
@@ -466,7 +516,7 @@ func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) 
 	qs := queries(samples)
 	batch := make([]shgat.Example, len(qs))
 	for i, q := range qs {
-		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool}
+		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool, Evidence: gatherEvidence(q.evidence, data.Pool)}
 	}
 	out, err := m.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Reliability: data.Reliability, Batch: batch})
 	if err != nil {
@@ -478,14 +528,9 @@ func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) 
 		for r, j := range metrics.Rank(out.Scores[i]) {
 			ranked[r] = data.Pool[j]
 		}
-		v.MRR += metrics.ReciprocalRank(ranked, q.relevant)
-		v.Hit1 += metrics.HitAt(ranked, q.relevant, 1)
-		v.Hit3 += metrics.HitAt(ranked, q.relevant, 3)
-		v.Hit5 += metrics.HitAt(ranked, q.relevant, 5)
-		v.NDCG5 += metrics.NDCGAt(ranked, q.relevant, 5)
+		v.add(ranked, q.relevant)
 	}
-	n := float64(max(len(qs), 1))
-	v.MRR, v.Hit1, v.Hit3, v.Hit5, v.NDCG5 = v.MRR/n, v.Hit1/n, v.Hit3/n, v.Hit5/n, v.NDCG5/n
+	v.mean()
 	return v, nil
 }
 

@@ -1,0 +1,222 @@
+// Package ranker ranks a catalog's capabilities for an intent with a
+// packaged SHGAT model: the MLflow Model folder's ONNX scorer run by ONNX
+// Runtime, its precomputed catalog, and the evidence features computed by
+// models/evidence. Evaluation and serving rank through it, so both score
+// exactly what the registry holds.
+package ranker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/evidence"
+	"github.com/capflow/capflow/models/shgat"
+)
+
+// Options configure Open.
+type Options struct {
+	ORTLibrary     string // libonnxruntime.so (default: ONNXRUNTIME_SHARED_LIBRARY_PATH)
+	IntraOpThreads int    // ORT threads per call (default 1)
+}
+
+// Ranker ranks capabilities with one packaged model. Safe for concurrent use.
+type Ranker struct {
+	pkg      *shgat.Package
+	ort      *shgat.ORTScorer
+	ev       *evidence.Index // nil when the package has no tool text embeddings
+	capIndex map[string]int
+	toolIdx  map[string]int
+	dim      int
+}
+
+// Error says why a model cannot rank.
+type Error struct{ Reason string }
+
+func (e *Error) Error() string { return "ranker: " + e.Reason }
+
+// Open reads the MLflow Model folder dir (shgat.ReadMLflowModel), loads its
+// ONNX scorer, checks that ONNX Runtime reproduces the folder's stored
+// example scores, and builds the evidence index from the catalog's tools and
+// capabilities as the store has them (tools and caps: every id of the
+// model's catalog must be there; extra records are ignored).
+func Open(ctx context.Context, dir string, tools []featurestore.Tool, caps []featurestore.Capability, opts Options) (*Ranker, error) {
+	pkg, err := shgat.ReadMLflowModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	cat := pkg.Catalog
+	s, err := shgat.OpenORT(ctx, pkg.Folder.ModelPath(), shgat.ORTOptions{LibraryPath: opts.ORTLibrary, Dim: cat.Dim, IntraOpThreads: opts.IntraOpThreads})
+	if err != nil {
+		return nil, err
+	}
+	r := &Ranker{pkg: pkg, ort: s, dim: cat.Dim, capIndex: map[string]int{}, toolIdx: map[string]int{}}
+	if err := r.verify(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for i, id := range cat.CapabilityIDs {
+		r.capIndex[id] = i
+	}
+	for i, id := range cat.ToolIDs {
+		r.toolIdx[id] = i
+	}
+	if cat.ToolText != nil && s.Features() == evidence.F {
+		if r.ev, err = evidenceIndex(cat, tools, caps); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// verify scores the folder's input example through ONNX Runtime and
+// compares with the scores stored at packaging time.
+func (r *Ranker) verify() error {
+	ex := r.pkg.Folder.Example
+	mask := ex[shgat.InputContextMask]
+	b, c := int(mask.Shape[0]), int(mask.Shape[1])
+	n := int(ex[shgat.InputReliability].Shape[0])
+	got, err := r.ort.Score(shgat.Batch{B: b, C: c, N: n, Intent: ex[shgat.InputIntent].Data, Context: ex[shgat.InputContext].Data,
+		ContextMask: mask.Data, Candidates: ex[shgat.InputCandidates].Data, Reliability: ex[shgat.InputReliability].Data,
+		Evidence: ex[shgat.InputEvidence].Data})
+	if err != nil {
+		return &Error{Reason: fmt.Sprintf("scoring the model's input example: %v", err)}
+	}
+	for i, v := range got {
+		want := r.pkg.ExampleScores[i]
+		if math.Abs(float64(v-want)) > 1e-4*math.Max(1, math.Abs(float64(want))) {
+			return &Error{Reason: fmt.Sprintf("ONNX Runtime scores the input example %v, the folder stores %v", got, r.pkg.ExampleScores)}
+		}
+	}
+	return nil
+}
+
+func evidenceIndex(cat *shgat.Catalog, tools []featurestore.Tool, caps []featurestore.Capability) (*evidence.Index, error) {
+	toolByID := map[string]featurestore.Tool{}
+	for _, t := range tools {
+		toolByID[t.ID] = t
+	}
+	capByID := map[string]featurestore.Capability{}
+	for _, c := range caps {
+		capByID[c.ID] = c
+	}
+	ts := make([]featurestore.Tool, len(cat.ToolIDs))
+	emb := make([][]float32, len(cat.ToolIDs))
+	for i, id := range cat.ToolIDs {
+		t, ok := toolByID[id]
+		if !ok {
+			return nil, &Error{Reason: fmt.Sprintf("the model's tool %q is not in the catalog given", id)}
+		}
+		ts[i], emb[i] = t, cat.ToolText[i*cat.Dim:(i+1)*cat.Dim]
+	}
+	cs := make([]featurestore.Capability, len(cat.CapabilityIDs))
+	for i, id := range cat.CapabilityIDs {
+		c, ok := capByID[id]
+		if !ok {
+			return nil, &Error{Reason: fmt.Sprintf("the model's capability %q is not in the catalog given", id)}
+		}
+		cs[i] = c
+	}
+	return evidence.New(ts, cs, emb)
+}
+
+// Close releases the ONNX Runtime session.
+func (r *Ranker) Close() error { return r.ort.Close() }
+
+// Package is the model the ranker serves.
+func (r *Ranker) Package() *shgat.Package { return r.pkg }
+
+// Dim is the intent embedding width the model takes.
+func (r *Ranker) Dim() int { return r.dim }
+
+// Capabilities lists the catalog's capability ids in index order.
+func (r *Ranker) Capabilities() []string { return r.pkg.Catalog.CapabilityIDs }
+
+// Query is one ranking request.
+type Query struct {
+	Text         string    // the intent (for the lexical evidence)
+	Embedding    []float32 // unit intent embedding [Dim]
+	ContextTools []string  // tool ids in context
+	Candidates   []string  // capability ids to rank; nil: the whole catalog
+}
+
+// Scored is one ranked capability.
+type Scored struct {
+	ID    string
+	Score float64
+}
+
+// Rank scores the candidates and returns them best first (ties by catalog
+// order). Unknown candidate or context ids are an *Error naming them.
+func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(q.Embedding) != r.dim {
+		return nil, &Error{Reason: fmt.Sprintf("intent embedding has dimension %d, the model takes %d", len(q.Embedding), r.dim)}
+	}
+	cat := r.pkg.Catalog
+	idx := make([]int, 0, len(cat.CapabilityIDs))
+	if q.Candidates == nil {
+		for i := range cat.CapabilityIDs {
+			idx = append(idx, i)
+		}
+	} else {
+		for _, id := range q.Candidates {
+			i, ok := r.capIndex[id]
+			if !ok {
+				return nil, &Error{Reason: fmt.Sprintf("unknown capability %q", id)}
+			}
+			idx = append(idx, i)
+		}
+	}
+	d := r.dim
+	keys := make([]float32, 0, len(idx)*d)
+	rel := make([]float32, 0, len(idx))
+	for _, i := range idx {
+		keys = append(keys, cat.Keys[i*d:(i+1)*d]...)
+		rel = append(rel, cat.Reliability[i])
+	}
+	var ctxRows, mask []float32
+	for _, id := range q.ContextTools {
+		t, ok := r.toolIdx[id]
+		if !ok {
+			return nil, &Error{Reason: fmt.Sprintf("unknown context tool %q", id)}
+		}
+		ctxRows = append(ctxRows, cat.Tools[t*d:(t+1)*d]...)
+		mask = append(mask, 1)
+	}
+	var ev []float32
+	if r.ev != nil {
+		f, err := r.ev.Features(q.Text, q.Embedding, idx)
+		if err != nil {
+			return nil, err
+		}
+		ev = make([]float32, len(f))
+		for i, v := range f {
+			ev[i] = float32(v)
+		}
+	}
+	scores, err := r.ort.Score(shgat.Batch{B: 1, C: len(mask), N: len(idx), Intent: q.Embedding, Context: ctxRows,
+		ContextMask: mask, Candidates: keys, Reliability: rel, Evidence: ev})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Scored, len(idx))
+	for j, i := range idx {
+		out[j] = Scored{ID: cat.CapabilityIDs[i], Score: float64(scores[j])}
+	}
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return out[order[a]].Score > out[order[b]].Score })
+	ranked := make([]Scored, len(out))
+	for i, j := range order {
+		ranked[i] = out[j]
+	}
+	return ranked, nil
+}

@@ -1,0 +1,106 @@
+package train_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/embedded"
+	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/mlflowclient"
+	"github.com/capflow/capflow/models/mlmodel"
+	"github.com/capflow/capflow/models/shgat"
+	"github.com/capflow/capflow/models/textembed"
+	"github.com/capflow/capflow/pipeline"
+	"github.com/capflow/capflow/pipeline/features"
+	"github.com/capflow/capflow/pipeline/train"
+)
+
+// TestStageSealTools runs features → train on the Seal-Tools catalog (dev
+// queries as pseudo-experiences, a report on test_in_domain) under a real
+// MLflow run, and checks what landed in MLflow: params, step-indexed
+// metrics, artifacts, a logged model, a registered version in Staging that
+// reads back as a SHGAT package.
+func TestStageSealTools(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const dim = 64
+	cfg := featurestore.Config{TextDim: dim}
+	d, err := featurestore.ReadSealTools(ctx, testenv.SealToolsDir(t), cfg)
+	require.NoError(t, err)
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	require.NoError(t, st.WriteDataset(ctx, d))
+	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: dim})
+	require.NoError(t, err)
+
+	fcfg := features.DefaultConfig(enc)
+	fcfg.Node2Vec.WalksPerNode, fcfg.NoPlot = 4, true
+	fstage, err := features.NewStage(fcfg)
+	require.NoError(t, err)
+
+	tcfg := train.DefaultConfig()
+	tcfg.Epochs, tcfg.StepsPerEpoch, tcfg.BatchSize, tcfg.FusionSteps = 2, 3, 16, 30
+	name := testenv.Name(t, "shgat")
+	tstage, err := train.NewStage(train.StageConfig{
+		Train: tcfg, Encoder: enc, RegisteredModel: name, ReportPrefix: featurestore.SealToolsTestPrefix,
+		Source: train.Source{PseudoPrefix: featurestore.SealToolsDevPrefix, CandidateLevels: []int{0}, SplitSeed: 1, Rewards: train.DefaultRewards()},
+	})
+	require.NoError(t, err)
+
+	c := testenv.Client(t)
+	r := &pipeline.Runner{Client: c, Experiment: testenv.Name(t, "train"), Store: st, Progress: pipeline.NoProgress}
+	res, err := r.Run(ctx, fstage, tstage)
+	require.NoError(t, err)
+	require.Len(t, res.Stages, 2)
+	runID := res.Stages[1].RunID
+	assert.Equal(t, "models:/"+name+"/1", res.Values[train.ValueModelURI])
+
+	run, err := c.Runs.Get(ctx, runID)
+	require.NoError(t, err)
+	params := map[string]string{}
+	for _, p := range run.Data.Params {
+		params[p.Key] = p.Value
+	}
+	assert.Equal(t, "16", params["batch_size"])
+	assert.Equal(t, "0.6", params["replay.Alpha"])
+	assert.Equal(t, "dev-", params["data.pseudo_prefix"])
+	var steps []int64
+	for m, err := range c.Runs.AllMetricHistory(ctx, runID, "loss", 100) {
+		require.NoError(t, err)
+		steps = append(steps, m.Step)
+	}
+	slices.Sort(steps)
+	assert.Equal(t, []int64{1, 2, 3, 4, 5, 6}, steps, "one loss point per step")
+	latest := map[string]float64{}
+	for _, m := range run.Data.Metrics {
+		latest[m.Key] = m.Value
+	}
+	for _, k := range []string{"valid_mrr", "best_valid_mrr", "report_trained_ndcg_at_5", "report_untrained_mrr", "report_cosine_mrr", "beta", "lr"} {
+		assert.Contains(t, latest, k)
+	}
+	files, err := c.Artifacts.List(ctx, run.Info.ArtifactURI, "")
+	require.NoError(t, err)
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	for _, p := range []string{"checkpoint", "config", "plots"} {
+		assert.True(t, slices.Contains(paths, p), "artifact %s in %v", p, paths)
+	}
+
+	f, err := mlmodel.Download(ctx, c, "models:/"+name+"/"+string(mlflowclient.StageStaging), filepath.Join(t.TempDir(), "dl"))
+	require.NoError(t, err)
+	p, err := shgat.ReadMLflowModel(f.Dir)
+	require.NoError(t, err)
+	assert.Len(t, p.Catalog.CapabilityIDs, len(d.Capabilities))
+	assert.NotEmpty(t, p.Catalog.ToolText)
+	assert.NotEmpty(t, f.Metadata[mlmodel.MetaDatasetDigest])
+}
