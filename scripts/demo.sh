@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The feature pipeline on the real development data: import Seal-Tools into an
-# embedded store under .local/demo, then build features with the real
+# The pipeline on the real development data: import Seal-Tools into an
+# embedded store under .local/demo, build features with the real
 # all-MiniLM-L6-v2 encoder when `make deps` has converted it (else the
-# offline hashing encoder), logged to the local MLflow server.
+# offline hashing encoder), train SHGAT on the dev split, evaluate it on
+# test_in_domain and promote it when the gate says improved; every stage is
+# logged to the local MLflow server.
 # Called by `make demo` after the services are up.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,5 +28,16 @@ fi
 "$DEMO/capflow" data import --format sealtools --store-path "$store" --text-dim "$dim" "$SEAL"
 "$DEMO/capflow" features build --store-path "$store" --text-dim "$dim" "${enc[@]}" \
   --experiment capflow-demo --run-name features-demo
+# Train on the dev split (pseudo-experiences), report on test_in_domain,
+# register the model and move it to Staging.
+"$DEMO/capflow" train --store-path "$store" --text-dim "$dim" "${enc[@]}" \
+  --pseudo-prefix dev- --candidate-levels 0 --report-prefix test_in_domain- \
+  --experiment capflow-demo --run-name train-demo
+# Evaluate Staging against Production and the baselines; promote when the
+# gate says improved.
+"$DEMO/capflow" evaluate --store-path "$store" --text-dim "$dim" "${enc[@]}" \
+  --model models:/capflow-shgat/Staging --against Production \
+  --query-prefix test_in_domain- --calibration-prefix dev- --levels 0 --promote Production \
+  --experiment capflow-demo --run-name evaluate-demo
 echo
 echo "MLflow UI: $MLFLOW_TRACKING_URI (experiment capflow-demo); stop the services with: make services-down"

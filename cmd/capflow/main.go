@@ -8,6 +8,9 @@
 //	capflow encoder convert SRC DST | embed [flags] TEXT...
 //	capflow features build [--model-dir DIR | --encoder-url URL] [flags]
 //	capflow model register|promote|rollback|download|show …
+//	capflow train [--config FILE] [flags]
+//	capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P) [flags]
+//	capflow serve [--follow Production|@alias] [--canary STAGE --canary-percent P] [--addr HOST:PORT] [flags]
 //
 // Every flag can also come from the environment (CAPFLOW_ + the flag name in
 // upper case with - as _, e.g. CAPFLOW_DATABASE_URL) or from a config file
@@ -55,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			encoderCommand(stdout, log),
 			featuresCommand(stdout, stderr, log),
 			modelCommand(stdout, log),
+			trainCommand(stdout, stderr, log),
+			evaluateCommand(stdout, stderr, log),
+			serveCommand(stdout, log),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

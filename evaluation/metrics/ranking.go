@@ -1,6 +1,3 @@
-// Package metrics holds capflow's ranking metrics as plain functions of a
-// ranked list and a relevant set. It imports nothing of capflow, so the
-// training stage validates with exactly the code evaluation reports with.
 package metrics
 
 import (
@@ -53,11 +50,72 @@ func NDCGAt[T comparable](ranked []T, relevant map[T]bool, k int) float64 {
 			dcg += 1 / math.Log2(float64(i+2))
 		}
 	}
-	for i := range min(k, len(relevant)) {
+	for i := range min(k, countTrue(relevant)) {
 		ideal += 1 / math.Log2(float64(i+2))
 	}
 	if ideal == 0 {
 		return 0
 	}
 	return dcg / ideal
+}
+
+// GradedNDCGAt is nDCG@k with linear gains, as sklearn's ndcg_score:
+// DCG = Σ_{i≤k} grade_i/log2(i+1), divided by the DCG of the k highest grades
+// (all of grades, ranked or not). Grades ≤ 0 are not relevant. k ≤ 0 means the
+// whole list. 0 when nothing is relevant.
+func GradedNDCGAt[T comparable](ranked []T, grades map[T]float64, k int) float64 {
+	if k <= 0 || k > len(ranked) {
+		k = len(ranked)
+	}
+	var dcg, ideal float64
+	for i := range k {
+		if g := grades[ranked[i]]; g > 0 {
+			dcg += g / math.Log2(float64(i+2))
+		}
+	}
+	best := make([]float64, 0, len(grades))
+	for _, g := range grades {
+		if g > 0 {
+			best = append(best, g)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(best)))
+	for i := range min(k, len(best)) {
+		ideal += best[i] / math.Log2(float64(i+2))
+	}
+	if ideal == 0 {
+		return 0
+	}
+	return dcg / ideal
+}
+
+// AveragePrecision is the mean, over all relevant items, of the precision at
+// each one's position; a relevant item that is not ranked adds 0 (trec_eval's
+// convention: the denominator is every relevant item). 0 when nothing is
+// relevant.
+func AveragePrecision[T comparable](ranked []T, relevant map[T]bool) float64 {
+	n := countTrue(relevant)
+	if n == 0 {
+		return 0
+	}
+	var sum float64
+	var hits int
+	for i, id := range ranked {
+		if relevant[id] {
+			hits++
+			sum += float64(hits) / float64(i+1)
+		}
+	}
+	return sum / float64(n)
+}
+
+// countTrue counts the relevant items of a set that may hold false entries.
+func countTrue[T comparable](set map[T]bool) int {
+	n := 0
+	for _, ok := range set {
+		if ok {
+			n++
+		}
+	}
+	return n
 }

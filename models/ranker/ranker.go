@@ -37,6 +37,63 @@ type Error struct{ Reason string }
 
 func (e *Error) Error() string { return "ranker: " + e.Reason }
 
+// Catalog is a catalog to rank that the model was not packaged with: its
+// records and the features message passing starts from.
+type Catalog struct {
+	Tools       []featurestore.Tool
+	Caps        []featurestore.Capability
+	CapText     [][]float32 // unit text embeddings of Caps (the features stage's), in order
+	ToolText    [][]float32 // unit text embeddings of Tools (evidence.ToolText), in order
+	Reliability []float64   // per capability (nil: all 1)
+}
+
+// OpenFor opens the model like Open but ranks another catalog: the model's
+// checkpoint runs message passing over cat's graph (shgat.Represent) to
+// compute that catalog's keys and tool representations. The ONNX scorer is
+// catalog-independent (keys are inputs), so a model trained on one catalog
+// ranks any other once its features are built.
+func OpenFor(ctx context.Context, dir string, cat Catalog, opts Options) (*Ranker, error) {
+	pkg, err := shgat.ReadMLflowModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := pkg.Catalog.Dim
+	if len(cat.CapText) != len(cat.Caps) || len(cat.ToolText) != len(cat.Tools) {
+		return nil, &Error{Reason: fmt.Sprintf("%d capability and %d tool embeddings for %d capabilities and %d tools", len(cat.CapText), len(cat.ToolText), len(cat.Caps), len(cat.Tools))}
+	}
+	g, err := shgat.NewGraph(cat.Tools, cat.Caps)
+	if err != nil {
+		return nil, err
+	}
+	feats := shgat.Features{Tools: make([]float64, 0, len(cat.Tools)*d), Caps: make([]float64, 0, len(cat.Caps)*d)}
+	for _, rows := range []struct {
+		src [][]float32
+		dst *[]float64
+	}{{cat.ToolText, &feats.Tools}, {cat.CapText, &feats.Caps}} {
+		for i, v := range rows.src {
+			if len(v) != d {
+				return nil, &Error{Reason: fmt.Sprintf("embedding %d has dimension %d, the model takes %d", i, len(v), d)}
+			}
+			for _, x := range v {
+				*rows.dst = append(*rows.dst, float64(x))
+			}
+		}
+	}
+	reps, err := pkg.Model.Represent(g, feats)
+	if err != nil {
+		return nil, err
+	}
+	c, err := shgat.NewCatalog(g, reps, cat.Reliability, pkg.Catalog.FeatureVersion)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range cat.ToolText {
+		c.ToolText = append(c.ToolText, v...)
+	}
+	pkg.Catalog = c
+	return open(ctx, pkg, cat.Tools, cat.Caps, opts)
+}
+
 // Open reads the MLflow Model folder dir (shgat.ReadMLflowModel), loads its
 // ONNX scorer, checks that ONNX Runtime reproduces the folder's stored
 // example scores, and builds the evidence index from the catalog's tools and
@@ -47,6 +104,10 @@ func Open(ctx context.Context, dir string, tools []featurestore.Tool, caps []fea
 	if err != nil {
 		return nil, err
 	}
+	return open(ctx, pkg, tools, caps, opts)
+}
+
+func open(ctx context.Context, pkg *shgat.Package, tools []featurestore.Tool, caps []featurestore.Capability, opts Options) (*Ranker, error) {
 	cat := pkg.Catalog
 	s, err := shgat.OpenORT(ctx, pkg.Folder.ModelPath(), shgat.ORTOptions{LibraryPath: opts.ORTLibrary, Dim: cat.Dim, IntraOpThreads: opts.IntraOpThreads})
 	if err != nil {

@@ -143,4 +143,40 @@ func TestRankMatchesGo(t *testing.T) {
 	if _, err := ranker.Open(context.Background(), dir, tools[:3], caps, ranker.Options{ORTLibrary: lib}); !errors.As(err, &re) {
 		t.Errorf("catalog missing tools: %v", err)
 	}
+
+	// The same catalog through OpenFor (message passing again) ranks as the
+	// packaged catalog does; a different catalog with a new capability
+	// ranks that capability too.
+	capText := make([][]float32, len(caps))
+	for i := range caps {
+		capText[i] = make([]float32, d)
+		for k := range d {
+			capText[i][k] = float32(feats.Caps[i*d+k])
+		}
+	}
+	same, err := ranker.OpenFor(context.Background(), dir, ranker.Catalog{Tools: tools, Caps: caps, CapText: capText, ToolText: toolEmb}, ranker.Options{ORTLibrary: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer same.Close()
+	again, err := same.Rank(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if again[i].ID != got[i].ID || math.Abs(again[i].Score-got[i].Score) > 1e-5 {
+			t.Fatalf("OpenFor on the packaged catalog: %v, Open: %v", again[i], got[i])
+		}
+	}
+	other := append(append([]featurestore.Capability(nil), caps[:4]...), featurestore.Capability{ID: "newcap", Name: "weather and hotels", Members: []string{"tool0", "tool1"}})
+	otherText := append(append([][]float32(nil), capText[:4]...), unit(rng, d))
+	o, err := ranker.OpenFor(context.Background(), dir, ranker.Catalog{Tools: tools, Caps: other, CapText: otherText, ToolText: toolEmb}, ranker.Options{ORTLibrary: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ranked, err := o.Rank(context.Background(), q)
+	if err != nil || len(ranked) != 5 {
+		t.Fatalf("other catalog: %v %v", ranked, err)
+	}
 }

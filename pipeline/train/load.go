@@ -27,8 +27,8 @@ type Source struct {
 	ValidFraction   float64 // sessions held out for validation (0.2)
 	Temporal        bool    // hold out the latest sessions instead of a hash-chosen set
 	SplitSeed       uint64
-	Rewards         Rewards
-	NoEvidence      bool // the dense score only (no evidence features)
+	Rewards         Rewards // zero value: DefaultRewards
+	NoEvidence      bool    // the dense score only (no evidence features)
 }
 
 // Loaded is training data plus what evaluation on other query sets needs.
@@ -123,7 +123,11 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	if err != nil {
 		return nil, err
 	}
-	ts := Transitions(exps, src.Rewards)
+	rewards := src.Rewards
+	if rewards == (Rewards{}) {
+		rewards = DefaultRewards() // the zero value would make every reward 0
+	}
+	ts := Transitions(exps, rewards)
 	frac := src.ValidFraction
 	if frac == 0 {
 		frac = 0.2

@@ -118,6 +118,9 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	cfg := s.cfg
 	src := cfg.Source
 	src.Store, src.Encoder = env.Store, cfg.Encoder
+	if src.Rewards == (Rewards{}) {
+		src.Rewards = cfg.Train.Reward
+	}
 	t0 := time.Now()
 	data, err := Load(ctx, src, cfg.Train.Model)
 	if err != nil {

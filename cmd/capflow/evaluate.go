@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/capflow/capflow/evaluation"
+	"github.com/capflow/capflow/evaluation/metrics"
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/mlmodel"
+	"github.com/capflow/capflow/pipeline"
+)
+
+func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
+	fs := flag.NewFlagSet("capflow evaluate", flag.ContinueOnError)
+	sf := newStoreFlags(fs)
+	ef := newEncoderFlags(fs)
+	tf := newTrackingFlags(fs, "evaluate")
+	model := fs.String("model", "models:/"+mlmodel.DefaultName+"/Staging", "what to evaluate: a models:/ URI, cosine or bm25")
+	against := fs.String("against", "Production", "reference: a stage or @alias of the same registered model, or a models:/ URI (\"\": none)")
+	queriesFile := fs.String("queries", "", "queries.jsonl in the interchange format (id, intent, context_tools, relevant)")
+	prefix := fs.String("query-prefix", "", "evaluate the store's queries whose id has this prefix (e.g. test_in_domain-)")
+	calibFile := fs.String("calibration-queries", "", "queries.jsonl the softmax temperatures are fitted on (disjoint from the evaluated ones)")
+	calibPrefix := fs.String("calibration-prefix", "", "fit the temperatures on the store's queries with this prefix (e.g. dev-)")
+	levels := fs.String("levels", "", "rank capabilities of these levels only, comma-separated (default: all)")
+	ks := fs.String("ks", "1,3,5,10", "cut-offs for Hit@k, NDCG@k, coverage and Gini")
+	bins := fs.Int("bins", metrics.DefaultBins, "ECE bins")
+	promote := fs.String("promote", "", "move the model to this stage (Production) when the gate says improved")
+	asJSON := fs.Bool("json", false, "print one JSON object with every metric and the decision")
+	ortLib := fs.String("ort-library", "", "libonnxruntime.so (default $ONNXRUNTIME_SHARED_LIBRARY_PATH)")
+	return &ffcli.Command{
+		Name:       "evaluate",
+		ShortUsage: "capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P) [flags]",
+		ShortHelp:  "evaluate a model against Production and the baselines; the promotion gate",
+		LongHelp: "Ranks the queries with the model, the reference (Production by default) and the cosine and BM25 " +
+			"baselines, computes MRR, Hit@k, NDCG, MAP, ECE, Brier, coverage and Gini, applies the gate (no " +
+			"regression of MRR or Hit@3 beyond noise vs the reference, strictly better MRR than cosine) and logs " +
+			"everything to MLflow with a report (JSON, Markdown, plots). With --promote the model moves only when " +
+			"the gate says improved.",
+		FlagSet: fs,
+		Options: ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 0 {
+				return fmt.Errorf("evaluate: unexpected arguments %q", args)
+			}
+			if (*queriesFile == "") == (*prefix == "") {
+				return errors.New("evaluate: give exactly one of --queries and --query-prefix")
+			}
+			lv, err := intList(*levels)
+			if err != nil {
+				return fmt.Errorf("evaluate: --levels: %w", err)
+			}
+			k, err := intList(*ks)
+			if err != nil {
+				return fmt.Errorf("evaluate: --ks: %w", err)
+			}
+			explicit := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+			enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+			if err != nil {
+				return fmt.Errorf("evaluate: encoder: %w", err)
+			}
+			defer closeEnc()
+			if !explicit["text-dim"] && enc.Dim() > 0 {
+				sf.cfg.TextDim = enc.Dim()
+			}
+			st, where, err := sf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			qs, source, err := loadQueries(ctx, st, *queriesFile, *prefix)
+			if err != nil {
+				return fmt.Errorf("evaluate: %w", err)
+			}
+			var calib []featurestore.Query
+			if *calibFile != "" || *calibPrefix != "" {
+				if calib, _, err = loadQueries(ctx, st, *calibFile, *calibPrefix); err != nil {
+					return fmt.Errorf("evaluate: calibration: %w", err)
+				}
+			}
+			stage, err := evaluation.NewStage(evaluation.StageConfig{
+				Model: *model, Against: *against, Queries: qs, Source: source, Calibration: calib, Levels: lv,
+				Encoder: enc, Metrics: metrics.Options{Ks: k, Bins: *bins}, ORTLibrary: *ortLib, PromoteTo: *promote,
+			})
+			if err != nil {
+				return err
+			}
+			r, err := tf.runner(st, stderr, log)
+			if err != nil {
+				return fmt.Errorf("evaluate: %w", err)
+			}
+			log.Info("evaluating", "model", *model, "queries", len(qs), "store", where)
+			var ev *evaluation.Evaluation
+			res, err := r.Run(ctx, pipeline.StageFunc(stage.Name(), func(ctx context.Context, env *pipeline.Env) error {
+				var err error
+				ev, err = stage.Evaluate(ctx, env)
+				return err
+			}))
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				var obj map[string]any
+				_ = json.Unmarshal(ev.JSON(), &obj)
+				obj["run_id"], obj["parent_run_id"] = res.Stages[0].RunID, res.ParentRunID
+				b, _ := json.MarshalIndent(obj, "", "  ")
+				_, err := fmt.Fprintln(stdout, string(b))
+				return err
+			}
+			fmt.Fprintf(stdout, "%d queries (%s)\n\n", ev.Queries, source)
+			if err := ev.WriteTable(stdout); err != nil {
+				return err
+			}
+			if d := ev.Decision; d != nil {
+				fmt.Fprintf(stdout, "\nimproved=%v\n", d.Improved)
+				for _, c := range d.Checks {
+					fmt.Fprintf(stdout, "  %-5v %s: %s\n", c.Passed, c.Rule, c.Detail)
+				}
+			}
+			if res.ParentRunID != "" {
+				fmt.Fprintf(stdout, "\nMLflow run %s (evaluation run %s) in experiment %s\n", res.ParentRunID, res.Stages[0].RunID, res.ExperimentID)
+			}
+			return nil
+		},
+	}
+}
+
+// loadQueries reads a queries.jsonl file or the store's queries with a
+// prefix, and says where they came from.
+func loadQueries(ctx context.Context, st featurestore.Store, file, prefix string) ([]featurestore.Query, string, error) {
+	if file == "" {
+		all, err := st.Queries(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		var qs []featurestore.Query
+		for _, q := range all {
+			if strings.HasPrefix(q.ID, prefix) {
+				qs = append(qs, q)
+			}
+		}
+		if len(qs) == 0 {
+			return nil, "", fmt.Errorf("no query in the store has an id starting with %q", prefix)
+		}
+		return qs, fmt.Sprintf("the store's queries with prefix %q", prefix), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	var qs []featurestore.Query
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var q featurestore.Query
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&q); err != nil {
+			return nil, "", fmt.Errorf("%s:%d: %w", file, line, err)
+		}
+		switch {
+		case q.ID == "":
+			return nil, "", fmt.Errorf("%s:%d: query has no id", file, line)
+		case strings.TrimSpace(q.Intent) == "":
+			return nil, "", fmt.Errorf("%s:%d: query %q has no intent", file, line, q.ID)
+		case len(q.Relevant) == 0:
+			return nil, "", fmt.Errorf("%s:%d: query %q has no relevant capability", file, line, q.ID)
+		}
+		qs = append(qs, q)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", file, err)
+	}
+	if len(qs) == 0 {
+		return nil, "", fmt.Errorf("%s: no queries", file)
+	}
+	return qs, file, nil
+}
+
+// intList parses "0,1" (empty: nil).
+func intList(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,92 @@
+package evaluation_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/capflow/capflow/evaluation"
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/embedded"
+	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/mlflowclient"
+	"github.com/capflow/capflow/models/textembed"
+	"github.com/capflow/capflow/pipeline"
+	"github.com/capflow/capflow/pipeline/features"
+	"github.com/capflow/capflow/pipeline/train"
+)
+
+// TestStageGatesAndPromotes runs features → train → evaluate on Seal-Tools
+// under real MLflow runs: the first model has no Production to regress
+// against and must beat cosine to be promoted; the evaluation is logged with
+// its report and plots, and the version lands in Production only when the
+// gate said improved.
+func TestStageGatesAndPromotes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const dim = 64
+	cfg := featurestore.Config{TextDim: dim}
+	d, err := featurestore.ReadSealTools(ctx, testenv.SealToolsDir(t), cfg)
+	require.NoError(t, err)
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	require.NoError(t, st.WriteDataset(ctx, d))
+	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: dim})
+	require.NoError(t, err)
+	fcfg := features.DefaultConfig(enc)
+	fcfg.Node2Vec.WalksPerNode, fcfg.NoPlot = 4, true
+	fstage, err := features.NewStage(fcfg)
+	require.NoError(t, err)
+	tcfg := train.DefaultConfig()
+	tcfg.Epochs, tcfg.StepsPerEpoch, tcfg.BatchSize, tcfg.FusionSteps = 1, 3, 16, 50
+	name := testenv.Name(t, "shgat")
+	tstage, err := train.NewStage(train.StageConfig{Train: tcfg, Encoder: enc, RegisteredModel: name,
+		Source: train.Source{PseudoPrefix: featurestore.SealToolsDevPrefix, CandidateLevels: []int{0}, SplitSeed: 1, Rewards: train.DefaultRewards()}})
+	require.NoError(t, err)
+	var test, calib []featurestore.Query
+	for _, q := range d.Queries {
+		if strings.HasPrefix(q.ID, featurestore.SealToolsTestPrefix) && len(test) < 150 {
+			test = append(test, q)
+		}
+		if strings.HasPrefix(q.ID, featurestore.SealToolsDevPrefix) && len(calib) < 100 {
+			calib = append(calib, q)
+		}
+	}
+	estage, err := evaluation.NewStage(evaluation.StageConfig{Against: "Production", Queries: test, Source: "test_in_domain (150)",
+		Calibration: calib, Levels: []int{0}, Encoder: enc, PromoteTo: "Production"})
+	require.NoError(t, err)
+
+	c := testenv.Client(t)
+	r := &pipeline.Runner{Client: c, Experiment: testenv.Name(t, "evaluate"), Store: st, Progress: pipeline.NoProgress}
+	res, err := r.Run(ctx, fstage, tstage, estage)
+	require.NoError(t, err)
+	improved := res.Values[evaluation.ValueImproved]
+	require.Contains(t, []string{"true", "false"}, improved)
+
+	run, err := c.Runs.Get(ctx, res.Stages[2].RunID)
+	require.NoError(t, err)
+	latest := map[string]float64{}
+	for _, m := range run.Data.Metrics {
+		latest[m.Key] = m.Value
+	}
+	for _, k := range []string{"candidate_mrr", "cosine_mrr", "bm25_ndcg_at_5", "candidate_ece", "candidate_brier", "candidate_gini_at_10", "improved"} {
+		assert.Contains(t, latest, k)
+	}
+	files, err := c.Artifacts.List(ctx, run.Info.ArtifactURI, "plots")
+	require.NoError(t, err)
+	assert.Len(t, files, 3)
+	v, err := c.Registry.GetVersion(ctx, name, "1")
+	require.NoError(t, err)
+	if improved == "true" {
+		assert.Equal(t, mlflowclient.StageProduction, v.CurrentStage)
+	} else {
+		assert.Equal(t, mlflowclient.StageStaging, v.CurrentStage, "not improved: not promoted")
+	}
+	t.Logf("improved=%s candidate mrr %.3f cosine %.3f bm25 %.3f", improved, latest["candidate_mrr"], latest["cosine_mrr"], latest["bm25_mrr"])
+}
