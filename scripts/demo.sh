@@ -39,5 +39,28 @@ fi
   --model models:/capflow-shgat/Staging --against Production \
   --query-prefix test_in_domain- --calibration-prefix dev- --levels 0 --promote Production \
   --experiment capflow-demo --run-name evaluate-demo
+# Serve whatever is in Production, and ask it a few real questions.
+port="${CAPFLOW_DEMO_PORT:-8088}"
+if [ -f "$DEMO/serve.pid" ]; then kill "$(cat "$DEMO/serve.pid")" 2>/dev/null || true; fi
+"$DEMO/capflow" serve --store-path "$store" --text-dim "$dim" "${enc[@]}" --follow Production \
+  --addr "127.0.0.1:$port" --cache-dir "$DEMO/serve-cache" > "$DEMO/serve.log" 2>&1 &
+echo $! > "$DEMO/serve.pid"
+for _ in $(seq 1 120); do
+  curl -fs "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$port/readyz" > /dev/null || { echo "[demo] capflow serve did not become ready; see $DEMO/serve.log" >&2; exit 1; }
+for intent in \
+  "What will the weather be in Paris tomorrow, and can you book me a hotel there?" \
+  "Convert 100 US dollars to euros and show me the latest stock price of Apple" \
+  "Find a vegetarian recipe for dinner and add the ingredients to my shopping list"; do
+  echo
+  echo "POST /rank  {\"intent\": \"$intent\", \"top_k\": 3}"
+  curl -fs -X POST "http://127.0.0.1:$port/rank" -H 'Content-Type: application/json' \
+    -d "{\"intent\": \"$intent\", \"top_k\": 3}"
+  echo
+done
 echo
-echo "MLflow UI: $MLFLOW_TRACKING_URI (experiment capflow-demo); stop the services with: make services-down"
+echo "capflow serve: http://127.0.0.1:$port (POST /rank, /feedback; GET /readyz, /metrics, /openapi.json)"
+echo "MLflow UI:     $MLFLOW_TRACKING_URI (experiment capflow-demo)"
+echo "stop:          kill \$(cat $DEMO/serve.pid); make services-down"

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -57,24 +56,19 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 			if (*queriesFile == "") == (*prefix == "") {
 				return errors.New("evaluate: give exactly one of --queries and --query-prefix")
 			}
-			lv, err := intList(*levels)
+			lv, err := parseInts("levels", *levels)
 			if err != nil {
-				return fmt.Errorf("evaluate: --levels: %w", err)
+				return fmt.Errorf("evaluate: %w", err)
 			}
-			k, err := intList(*ks)
+			k, err := parseInts("ks", *ks)
 			if err != nil {
-				return fmt.Errorf("evaluate: --ks: %w", err)
+				return fmt.Errorf("evaluate: %w", err)
 			}
-			explicit := map[string]bool{}
-			fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-			enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+			enc, closeEnc, err := openEncoder(ctx, fs, ef, sf)
 			if err != nil {
-				return fmt.Errorf("evaluate: encoder: %w", err)
+				return fmt.Errorf("evaluate: %w", err)
 			}
 			defer closeEnc()
-			if !explicit["text-dim"] && enc.Dim() > 0 {
-				sf.cfg.TextDim = enc.Dim()
-			}
 			st, where, err := sf.open(ctx)
 			if err != nil {
 				return err
@@ -192,20 +186,4 @@ func loadQueries(ctx context.Context, st featurestore.Store, file, prefix string
 		return nil, "", fmt.Errorf("%s: no queries", file)
 	}
 	return qs, file, nil
-}
-
-// intList parses "0,1" (empty: nil).
-func intList(s string) ([]int, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }

@@ -85,6 +85,21 @@ func (e *encoderFlags) open(ctx context.Context, textDim int) (textembed.Encoder
 	}
 }
 
+// openEncoder opens the encoder the flags describe and makes the store's
+// text dimension follow the model unless --text-dim was given.
+func openEncoder(ctx context.Context, fs *flag.FlagSet, ef *encoderFlags, sf *storeFlags) (textembed.Encoder, func(), error) {
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "text-dim" })
+	enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoder: %w", err)
+	}
+	if !explicit && enc.Dim() > 0 {
+		sf.cfg.TextDim = enc.Dim()
+	}
+	return enc, closeEnc, nil
+}
+
 func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 	fs := flag.NewFlagSet("capflow features build", flag.ContinueOnError)
 	sf := newStoreFlags(fs)
@@ -122,17 +137,11 @@ func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Com
 			if len(args) != 0 {
 				return fmt.Errorf("features build: unexpected arguments %q", args)
 			}
-			explicit := map[string]bool{}
-			fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-			enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+			enc, closeEnc, err := openEncoder(ctx, fs, ef, sf)
 			if err != nil {
-				return fmt.Errorf("features build: encoder: %w", err)
+				return fmt.Errorf("features build: %w", err)
 			}
 			defer closeEnc()
-			// The store's text dimension follows the model unless given.
-			if !explicit["text-dim"] && enc.Dim() > 0 {
-				sf.cfg.TextDim = enc.Dim()
-			}
 			cfg := features.DefaultConfig(enc)
 			cfg.Store = sf.cfg
 			if cfg.Store.HybridDim == 0 {

@@ -67,7 +67,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 // check rejects what the flags alone show to be wrong, before any encoder
 // or store is opened; the stage checks the rest.
 func (t *trainFlags) check() error {
-	if _, err := parseLevels(t.levels); err != nil {
+	if _, err := parseInts("candidate-levels", t.levels); err != nil {
 		return err
 	}
 	if !(t.src.ValidFraction > 0 && t.src.ValidFraction < 1) {
@@ -87,7 +87,7 @@ func (t *trainFlags) check() error {
 
 // stageConfig is the flags as the stage's configuration around enc.
 func (t *trainFlags) stageConfig(enc textembed.Encoder) (train.StageConfig, error) {
-	levels, err := parseLevels(t.levels)
+	levels, err := parseInts("candidate-levels", t.levels)
 	if err != nil {
 		return train.StageConfig{}, err
 	}
@@ -114,8 +114,9 @@ func flagError(err error) error {
 	return fmt.Errorf("--%s: %s", strings.Join(flags, "/--"), ce.Reason)
 }
 
-// parseLevels reads "0,1" as [0 1]; empty is nil (every level).
-func parseLevels(s string) ([]int, error) {
+// parseInts reads the comma-separated non-negative integers of --<name>
+// ("0,1"); empty is nil.
+func parseInts(name, s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -123,7 +124,7 @@ func parseLevels(s string) ([]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("--candidate-levels: %q is not a level (want non-negative integers separated by commas)", f)
+			return nil, fmt.Errorf("--%s: %q is not a non-negative integer (want a comma-separated list)", name, f)
 		}
 		out = append(out, n)
 	}
@@ -159,17 +160,11 @@ func trainCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 			if err := tf.check(); err != nil {
 				return fmt.Errorf("train: %w", err)
 			}
-			explicit := map[string]bool{}
-			fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-			enc, closeEnc, err := ef.open(ctx, sf.cfg.TextDim)
+			enc, closeEnc, err := openEncoder(ctx, fs, ef, sf)
 			if err != nil {
-				return fmt.Errorf("train: encoder: %w", err)
+				return fmt.Errorf("train: %w", err)
 			}
 			defer closeEnc()
-			// The store's text dimension follows the model unless given.
-			if !explicit["text-dim"] && enc.Dim() > 0 {
-				sf.cfg.TextDim = enc.Dim()
-			}
 			st, where, err := sf.open(ctx)
 			if err != nil {
 				return err
@@ -232,9 +227,16 @@ func printSummary(w io.Writer, sum *train.Summary, tf *trainFlags, res *pipeline
 		fmt.Fprintf(w, "\nreport on the %d %q queries\n", sum.Report["trained"].Queries, tf.reportPrefix)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "\tMRR\tnDCG@5\tHit@1\tHit@3\tHit@5")
-		for _, name := range []string{"trained", "untrained", "cosine"} {
-			v := sum.Report[name]
-			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\n", name, v.MRR, v.NDCG5, v.Hit1, v.Hit3, v.Hit5)
+		for _, name := range []string{"trained", "fused", "untrained", "cosine"} {
+			v, ok := sum.Report[name]
+			if !ok {
+				continue // no fusion fit
+			}
+			label := map[string]string{"fused": "evidence fit only"}[name]
+			if label == "" {
+				label = name
+			}
+			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\n", label, v.MRR, v.NDCG5, v.Hit1, v.Hit3, v.Hit5)
 		}
 		tw.Flush()
 	}

@@ -73,7 +73,7 @@ func TestTrainFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--candidate-levels", "0,x"}, `--candidate-levels: "x" is not a level`},
+		{[]string{"--candidate-levels", "0,x"}, `--candidate-levels: "x" is not a non-negative integer`},
 		{[]string{"--valid-fraction", "1"}, "--valid-fraction must be in (0,1)"},
 		{[]string{"--stage", "Archived"}, "--stage must be Staging, Production or None"},
 		{[]string{"--dropout", "1"}, "--dropout must be in [0,1)"},

@@ -1,15 +1,9 @@
 package stats
 
 import (
-	"context"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/stretchr/testify/assert"
@@ -20,24 +14,7 @@ import (
 // answers into out.
 func runReference(t *testing.T, cases map[string]any, out any) {
 	t.Helper()
-	py := testenv.Python(t)
-	root, err := testenv.RepoRoot()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if msg, err := exec.CommandContext(ctx, py, "-c", "import numpy, scipy, statsmodels").CombinedOutput(); err != nil {
-		testenv.Missing(t, "scipy/statsmodels in the venv (%s): pip install -r scripts/requirements.txt", msg)
-	}
-	dir := t.TempDir()
-	in, outPath := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
-	body, err := json.Marshal(cases)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(in, body, 0o644))
-	msg, err := exec.CommandContext(ctx, py, filepath.Join(root, "scripts", "stats_crosscheck.py"), in, outPath).CombinedOutput()
-	require.NoError(t, err, "%s", msg)
-	body, err = os.ReadFile(outPath)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(body, out))
+	testenv.CrossCheck(t, "stats_crosscheck.py", []string{"numpy", "scipy", "statsmodels"}, cases, out)
 }
 
 // rel asserts |got − want| ≤ tol·max(|got|, |want|); equal values pass, and

@@ -1,6 +1,8 @@
 package shgat
 
 import (
+	"github.com/capflow/capflow/internal/atomicfile"
+
 	"encoding/json"
 	"fmt"
 	"math"
@@ -141,7 +143,7 @@ func (c *Catalog) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
+	return atomicfile.Write(path, b)
 }
 
 // LoadCatalog reads a catalog written by Save.

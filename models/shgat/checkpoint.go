@@ -1,10 +1,11 @@
 package shgat
 
 import (
+	"github.com/capflow/capflow/internal/atomicfile"
+
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"github.com/capflow/capflow/models/safetensors"
@@ -79,7 +80,7 @@ func (m *Model) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
+	return atomicfile.Write(path, b)
 }
 
 // Load reads a model written by Save.
@@ -89,28 +90,4 @@ func Load(path string) (*Model, error) {
 		return nil, fmt.Errorf("shgat: %w", err)
 	}
 	return Decode(path, b)
-}
-
-// writeAtomic writes b to a temporary file beside path and renames it, so
-// a reader never sees half a file.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("shgat: %w", err)
-	}
-	_, werr := f.Write(b)
-	if err := f.Sync(); werr == nil {
-		werr = err
-	}
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("shgat: write %s: %w", path, werr)
-	}
-	return nil
 }

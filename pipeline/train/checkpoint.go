@@ -1,6 +1,8 @@
 package train
 
 import (
+	"github.com/capflow/capflow/internal/atomicfile"
+
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -60,7 +62,7 @@ func (t *Trainer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, ckptAdam), adam); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ckptAdam), adam); err != nil {
 		return err
 	}
 	if err := t.model.Save(filepath.Join(dir, ckptModel)); err != nil {
@@ -84,7 +86,7 @@ func (t *Trainer) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
-	return writeFile(filepath.Join(dir, ckptState), b)
+	return atomicfile.Write(filepath.Join(dir, ckptState), b)
 }
 
 // CheckpointError says why a checkpoint cannot be resumed.
@@ -164,16 +166,4 @@ func Resume(dir string, data *Data) (*Trainer, error) {
 	t.step, t.epoch, t.stepInEpoch, t.bad = st.Step, st.Epoch, st.StepInEpoch, st.Bad
 	t.bestVal, t.history, t.started, t.valueTrained, t.done = st.BestVal, st.History, st.Started, st.ValueTrained, st.Done
 	return t, nil
-}
-
-func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	return nil
 }

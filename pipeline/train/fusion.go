@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 
+	"github.com/capflow/capflow/evaluation/metrics"
+
 	"github.com/capflow/capflow/models/shgat"
 )
 
@@ -54,7 +56,7 @@ func (t *Trainer) fitFusion(ctx context.Context) error {
 					dr[j] = 1 / rel[j]
 				}
 			}
-			p := softmax(scores)
+			p := metrics.Softmax(scores, 1)
 			// −(1/|R|)·Σ_{r∈R} log p_r: its gradient by score j is p_j − [j∈R]/|R|.
 			inv := 1 / float64(len(q.relevant))
 			for j, c := range data.Pool {

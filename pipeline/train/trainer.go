@@ -467,7 +467,7 @@ func (t *Trainer) trainStep() (StepStats, error) {
 		dCalib[0] += g * s
 		dCalib[1] += g
 		if cfg.ListwiseWeight > 0 && data.Train[batch.Items[i]].Success {
-			p := softmax(scores)
+			p := metrics.Softmax(scores, 1)
 			st.ListLoss -= w * math.Log(max(p[sel[i]], 1e-300)) * inv
 			for j := range p {
 				dS[i][j] += cfg.ListwiseWeight * w * p[j] * inv
@@ -532,21 +532,4 @@ func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) 
 	}
 	v.mean()
 	return v, nil
-}
-
-func softmax(z []float64) []float64 {
-	m := math.Inf(-1)
-	for _, v := range z {
-		m = max(m, v)
-	}
-	out := make([]float64, len(z))
-	var s float64
-	for i, v := range z {
-		out[i] = math.Exp(v - m)
-		s += out[i]
-	}
-	for i := range out {
-		out[i] /= s
-	}
-	return out
 }
