@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,11 +25,10 @@ import (
 
 	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/featurestore/cache"
-	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
-	"github.com/capflow/capflow/models/shgat"
 	"github.com/capflow/capflow/models/textembed"
 	"github.com/capflow/capflow/serving"
 )
@@ -57,109 +53,11 @@ func (l *srvLog) String() string {
 	return l.b.String()
 }
 
-func srvUnit(rng *rand.Rand, d int) []float32 {
-	v := make([]float32, d)
-	var n float64
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-		n += float64(v[i] * v[i])
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
-}
-
-// srvCatalog is 16 tools, 8 capabilities of two tools and "travel" nesting three.
-func srvCatalog() ([]featurestore.Tool, []featurestore.Capability) {
-	words := []string{"weather", "hotel", "flight", "currency", "stock", "news", "recipe", "music"}
-	var tools []featurestore.Tool
-	for i := range 16 {
-		tools = append(tools, featurestore.Tool{ID: fmt.Sprintf("tool%d", i), Name: fmt.Sprintf("get%s%d", words[i%8], i),
-			Description: fmt.Sprintf("returns %s data for a place", words[(i*3)%8])})
-	}
-	var caps []featurestore.Capability
-	for j := range 8 {
-		caps = append(caps, featurestore.Capability{ID: fmt.Sprintf("cap%d", j), Name: words[j], Members: []string{tools[2*j].ID, tools[2*j+1].ID}})
-	}
-	caps = append(caps, featurestore.Capability{ID: "travel", Name: "travel", Members: []string{"cap0", "cap1", "cap2"}})
-	return tools, caps
-}
-
-// srvModel packages a random SHGAT over the catalog; broken alters its
-// stored example scores so that verification refuses it.
+// srvModel packages a random SHGAT over testmodel.Catalog; broken alters
+// its stored example scores so that verification refuses it.
 func srvModel(t *testing.T, seed uint64, broken bool) string {
 	t.Helper()
-	tools, caps := srvCatalog()
-	g, err := shgat.NewGraph(tools, caps)
-	require.NoError(t, err)
-	m, err := shgat.New(shgat.Config{Dim: srvDim, Seed: seed, InitNoise: 0.5, EvidenceInit: []float64{0.5, 1, 2}}, g.Levels())
-	require.NoError(t, err)
-	rng := rand.New(rand.NewPCG(seed, 99))
-	feats := shgat.Features{Tools: make([]float64, len(tools)*srvDim), Caps: make([]float64, len(caps)*srvDim)}
-	var toolText []float32
-	for i := range tools {
-		v := srvUnit(rng, srvDim)
-		toolText = append(toolText, v...)
-		for k, x := range v {
-			feats.Tools[i*srvDim+k] = float64(x)
-		}
-	}
-	for i := range caps {
-		for k, x := range srvUnit(rng, srvDim) {
-			feats.Caps[i*srvDim+k] = float64(x)
-		}
-	}
-	reps, err := m.Represent(g, feats)
-	require.NoError(t, err)
-	cat, err := shgat.NewCatalog(g, reps, nil, "fv-serving-it")
-	require.NoError(t, err)
-	cat.ToolText = toolText
-	dir := filepath.Join(t.TempDir(), "model")
-	require.NoError(t, shgat.WriteMLflowModel(dir, m, cat, shgat.PackageOptions{}))
-	if broken {
-		file := filepath.Join(dir, "extra_files", filepath.FromSlash(shgat.FileExampleScores))
-		b, err := os.ReadFile(file)
-		require.NoError(t, err)
-		var scores []float32
-		require.NoError(t, json.Unmarshal(b, &scores))
-		scores[0] += 1
-		b, err = json.Marshal(scores)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(file, b, 0o644))
-	}
-	return dir
-}
-
-// srvPublish logs dir as a model of a run and registers it as the next
-// version of name.
-func srvPublish(t *testing.T, ctx context.Context, c *mlflowclient.Client, expID, name, dir string) string {
-	t.Helper()
-	run, err := c.Runs.Create(ctx, mlflowclient.CreateRunOptions{ExperimentID: expID, RunName: "serving-it"})
-	require.NoError(t, err)
-	lm, err := mlmodel.Log(ctx, c, run.Info.RunID, dir, mlmodel.LogOptions{})
-	require.NoError(t, err)
-	mv, err := mlmodel.Register(ctx, c, mlmodel.RegisterOptions{Name: name, ModelID: lm.ID(), RunID: run.Info.RunID})
-	require.NoError(t, err)
-	return mv.Version
-}
-
-// srvStore is an embedded store holding the catalog and a hybrid embedding
-// per capability (the ANN index).
-func srvStore(t *testing.T, ctx context.Context) *embedded.Store {
-	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), featurestore.Config{TextDim: srvDim, GraphDim: 8})
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	tools, caps := srvCatalog()
-	require.NoError(t, st.WriteDataset(ctx, &featurestore.Dataset{Tools: tools, Capabilities: caps}))
-	rng := rand.New(rand.NewPCG(9, 9))
-	rows := make([]featurestore.CapabilityFeatures, len(caps))
-	for i, cp := range caps {
-		rows[i] = featurestore.CapabilityFeatures{CapabilityID: cp.ID, HybridEmbedding: srvUnit(rng, srvDim), FeatureVersion: "fv-serving-it", ComputedAt: time.Now()}
-	}
-	require.NoError(t, st.UpsertCapabilityFeatures(ctx, rows))
-	return st
+	return testmodel.Package(t, testmodel.PackageOptions{Dim: srvDim, Seed: seed, FeatureVersion: "fv-serving-it", Broken: broken}).Dir
 }
 
 // service is a Manager and a Server on a real TCP listener.
@@ -288,20 +186,15 @@ func TestServingHotSwapOverHTTP(t *testing.T) {
 	})
 
 	name := testenv.Name(t, "capflow-shgat-http")
-	exp, err := c.Experiments.GetOrCreate(ctx, name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = c.Registry.DeleteModel(context.Background(), name)
-		_ = c.Experiments.Delete(context.Background(), exp.ID)
-	})
-	v1 := srvPublish(t, ctx, c, exp.ID, name, srvModel(t, 1, false))
-	v2 := srvPublish(t, ctx, c, exp.ID, name, srvModel(t, 2, false))
-	v3 := srvPublish(t, ctx, c, exp.ID, name, srvModel(t, 3, true))
+	testmodel.Forget(t, c, name)
+	v1 := testmodel.Register(t, ctx, c, name, srvModel(t, 1, false))
+	v2 := testmodel.Register(t, ctx, c, name, srvModel(t, 2, false))
+	v3 := testmodel.Register(t, ctx, c, name, srvModel(t, 3, true))
 	require.Equal(t, []string{"1", "2", "3"}, []string{v1, v2, v3})
-	_, err = mlmodel.Promote(ctx, c, name, v1, mlflowclient.StageProduction)
+	_, err := mlmodel.Promote(ctx, c, name, v1, mlflowclient.StageProduction)
 	require.NoError(t, err)
 
-	store := srvStore(t, ctx)
+	store := testmodel.Store(t, filepath.Join(t.TempDir(), "store.db"), testmodel.StoreOptions{Dim: srvDim, FeatureVersion: "fv-serving-it"})
 	cacheDir := t.TempDir()
 	svc := startService(t, ctx, c, store, name, cacheDir, log)
 	require.Equal(t, "1", svc.mgr.Current().Version)

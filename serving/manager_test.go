@@ -2,12 +2,10 @@ package serving
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -22,101 +20,46 @@ import (
 
 	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
 	"github.com/capflow/capflow/models/ranker"
-	"github.com/capflow/capflow/models/shgat"
 )
 
 const testDim = 16
 
 // testStore is a small catalog with text embeddings, standing in for the
-// feature store: tools and capabilities, and the features message passing
-// starts from.
+// feature store: tools and capabilities, and the tools' text embeddings
+// message passing starts from.
 type testStore struct {
 	tools   []featurestore.Tool
 	caps    []featurestore.Capability
 	toolEmb [][]float32
-	graph   *shgat.Graph
 	rng     *rand.Rand
 }
 
-func unitVec(rng *rand.Rand, d int) []float32 {
-	v := make([]float32, d)
-	var n float64
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-		n += float64(v[i] * v[i])
+func newTestStore(t *testing.T) *testStore {
+	s := &testStore{rng: rand.New(rand.NewPCG(7, 8))}
+	s.tools, s.caps = testmodel.Catalog()
+	for range s.tools {
+		s.toolEmb = append(s.toolEmb, testmodel.Unit(s.rng, testDim))
 	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
+	return s
 }
 
-func newTestStore(t *testing.T) *testStore {
-	words := []string{"weather", "hotel", "flight", "currency", "stock", "news", "recipe", "music"}
-	s := &testStore{rng: rand.New(rand.NewPCG(7, 8))}
-	for i := range 16 {
-		s.tools = append(s.tools, featurestore.Tool{ID: fmt.Sprintf("tool%d", i), Name: fmt.Sprintf("get%s%d", words[i%8], i),
-			Description: fmt.Sprintf("returns %s data for a place", words[(i*3)%8])})
-		s.toolEmb = append(s.toolEmb, unitVec(s.rng, testDim))
+// model describes a random d-wide SHGAT model of the store's catalog.
+func (s *testStore) model(seed uint64, d int) testmodel.PackageOptions {
+	o := testmodel.PackageOptions{Tools: s.tools, Caps: s.caps, Dim: d, Seed: seed, FeatureVersion: "fv-serving"}
+	if d == testDim {
+		o.ToolText = s.toolEmb
 	}
-	for j := range 8 {
-		s.caps = append(s.caps, featurestore.Capability{ID: fmt.Sprintf("cap%d", j), Name: words[j], Members: []string{s.tools[2*j].ID, s.tools[2*j+1].ID}})
-	}
-	s.caps = append(s.caps, featurestore.Capability{ID: "travel", Name: "travel", Members: []string{"cap0", "cap1", "cap2"}})
-	var err error
-	s.graph, err = shgat.NewGraph(s.tools, s.caps)
-	require.NoError(t, err)
-	return s
+	return o
 }
 
 // writeModel packages a random d-wide SHGAT model of the store's catalog
 // into a fresh MLflow Model folder.
 func (s *testStore) writeModel(t *testing.T, seed uint64, d int) string {
-	m, err := shgat.New(shgat.Config{Dim: d, Seed: seed, InitNoise: 0.5, EvidenceInit: []float64{0.5, 1, 2}}, s.graph.Levels())
-	require.NoError(t, err)
-	rng := rand.New(rand.NewPCG(seed, 99))
-	feats := shgat.Features{Tools: make([]float64, len(s.tools)*d), Caps: make([]float64, len(s.caps)*d)}
-	var toolText []float32
-	for i := range s.tools {
-		v := s.toolEmb[i]
-		if d != testDim {
-			v = unitVec(rng, d)
-		}
-		toolText = append(toolText, v...)
-		for k, x := range v {
-			feats.Tools[i*d+k] = float64(x)
-		}
-	}
-	for i := range s.caps {
-		for k, x := range unitVec(rng, d) {
-			feats.Caps[i*d+k] = float64(x)
-		}
-	}
-	reps, err := m.Represent(s.graph, feats)
-	require.NoError(t, err)
-	cat, err := shgat.NewCatalog(s.graph, reps, nil, "fv-serving")
-	require.NoError(t, err)
-	cat.ToolText = toolText
-	dir := filepath.Join(t.TempDir(), "model")
-	require.NoError(t, shgat.WriteMLflowModel(dir, m, cat, shgat.PackageOptions{}))
-	return dir
-}
-
-// publish logs the folder, registers it as a version of name and returns
-// the version.
-func publish(t *testing.T, ctx context.Context, c *mlflowclient.Client, name, dir string) string {
-	exp, err := c.Experiments.GetOrCreate(ctx, name)
-	require.NoError(t, err)
-	run, err := c.Runs.Create(ctx, mlflowclient.CreateRunOptions{ExperimentID: exp.ID, RunName: "serving-test"})
-	require.NoError(t, err)
-	lm, err := mlmodel.Log(ctx, c, run.Info.RunID, dir, mlmodel.LogOptions{})
-	require.NoError(t, err)
-	mv, err := mlmodel.Register(ctx, c, mlmodel.RegisterOptions{Name: name, ModelID: lm.ID(), RunID: run.Info.RunID})
-	require.NoError(t, err)
-	return mv.Version
+	return testmodel.Package(t, s.model(seed, d)).Dir
 }
 
 func promote(t *testing.T, ctx context.Context, c *mlflowclient.Client, name, version string, st mlflowclient.Stage) {
@@ -130,7 +73,7 @@ func (s *testStore) config(c *mlflowclient.Client, name, cache string, reg prome
 }
 
 func (s *testStore) query() ranker.Query {
-	return ranker.Query{Text: "weather for my flight and a hotel", Embedding: unitVec(s.rng, testDim), ContextTools: []string{"tool3"}}
+	return ranker.Query{Text: "weather for my flight and a hotel", Embedding: testmodel.Unit(s.rng, testDim), ContextTools: []string{"tool3"}}
 }
 
 // metric returns the value of the counter or gauge name with labels, or the
@@ -176,8 +119,8 @@ func TestManagerLifecycle(t *testing.T) {
 	st := newTestStore(t)
 	name := testenv.Name(t, "capflow-shgat-serving")
 
-	v1 := publish(t, ctx, c, name, st.writeModel(t, 1, testDim))
-	v2 := publish(t, ctx, c, name, st.writeModel(t, 2, testDim))
+	v1 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 1, testDim))
+	v2 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 2, testDim))
 	require.Equal(t, []string{"1", "2"}, []string{v1, v2})
 	promote(t, ctx, c, name, v1, mlflowclient.StageProduction)
 
@@ -253,16 +196,9 @@ func TestManagerLifecycle(t *testing.T) {
 	require.False(t, swapped, "same version: nothing to do")
 
 	// (2) A v3 whose stored example scores do not match its weights is refused.
-	broken := st.writeModel(t, 3, testDim)
-	scoresFile := filepath.Join(broken, "extra_files", filepath.FromSlash(shgat.FileExampleScores))
-	b, err := os.ReadFile(scoresFile)
-	require.NoError(t, err)
-	var scores []float32
-	require.NoError(t, json.Unmarshal(b, &scores))
-	scores[0] += 1
-	b, _ = json.Marshal(scores)
-	require.NoError(t, os.WriteFile(scoresFile, b, 0o644))
-	v3 := publish(t, ctx, c, name, broken)
+	broken := st.model(3, testDim)
+	broken.Broken = true
+	v3 := testmodel.Register(t, ctx, c, name, testmodel.Package(t, broken).Dir)
 	promote(t, ctx, c, name, v3, mlflowclient.StageProduction)
 	swapped, err = mgr.Reload(ctx)
 	require.False(t, swapped)
@@ -285,7 +221,7 @@ func TestManagerLifecycle(t *testing.T) {
 	require.Equal(t, 1.0, metric(t, reg, "capflow_serving_model_load_failures_total", map[string]string{"role": "primary", "reason": ReasonVerify}))
 
 	// A v4 of another width than the store's is refused too.
-	v4 := publish(t, ctx, c, name, st.writeModel(t, 4, 8))
+	v4 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 4, 8))
 	promote(t, ctx, c, name, v4, mlflowclient.StageProduction)
 	_, err = mgr.Reload(ctx)
 	require.ErrorAs(t, err, &re)
@@ -358,8 +294,8 @@ func TestManagerCanaryShadow(t *testing.T) {
 	lib := testenv.ORTLibrary(t)
 	st := newTestStore(t)
 	name := testenv.Name(t, "capflow-shgat-canary")
-	v1 := publish(t, ctx, c, name, st.writeModel(t, 11, testDim))
-	v2 := publish(t, ctx, c, name, st.writeModel(t, 12, testDim))
+	v1 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 11, testDim))
+	v2 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 12, testDim))
 	promote(t, ctx, c, name, v1, mlflowclient.StageProduction)
 	promote(t, ctx, c, name, v2, mlflowclient.StageStaging)
 
@@ -517,8 +453,8 @@ func TestManagerPolls(t *testing.T) {
 	lib := testenv.ORTLibrary(t)
 	st := newTestStore(t)
 	name := testenv.Name(t, "capflow-shgat-poll")
-	v1 := publish(t, ctx, c, name, st.writeModel(t, 21, testDim))
-	v2 := publish(t, ctx, c, name, st.writeModel(t, 22, testDim))
+	v1 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 21, testDim))
+	v2 := testmodel.Register(t, ctx, c, name, st.writeModel(t, 22, testDim))
 	require.NoError(t, c.Registry.SetAlias(ctx, name, "champion", v1))
 	cfg := st.config(c, name, t.TempDir(), nil, lib)
 	cfg.Follow, cfg.Poll = "@champion", 100*time.Millisecond

@@ -29,8 +29,8 @@ import (
 	"github.com/capflow/capflow/featurestore/cache"
 	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/models/ranker"
-	"github.com/capflow/capflow/models/shgat"
 	"github.com/capflow/capflow/models/textembed"
 )
 
@@ -102,38 +102,26 @@ func (s *scoringModels) ScoreShadow(ctx context.Context, q ranker.Query, primary
 	return nil, nil
 }
 
-func unit(rng *rand.Rand, d int) []float32 {
-	v := make([]float32, d)
-	var n float64
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-		n += float64(v[i] * v[i])
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
-}
-
-// catalog is the tests' small catalog: 16 tools, 8 capabilities of two
-// tools each and "travel" nesting three of them. Ids are namespaced so
-// boosts by prefix have something to match.
+// catalog is testmodel.Catalog with namespaced capability ids ("trip."
+// for cap0–cap2 and travel, "info." for the rest) so boosts by prefix have
+// something to match.
 func catalog() ([]featurestore.Tool, []featurestore.Capability) {
-	words := []string{"weather", "hotel", "flight", "currency", "stock", "news", "recipe", "music"}
-	var tools []featurestore.Tool
-	for i := range 16 {
-		tools = append(tools, featurestore.Tool{ID: fmt.Sprintf("tool%d", i), Name: fmt.Sprintf("get%s%d", words[i%8], i),
-			Description: fmt.Sprintf("returns %s data for a place", words[(i*3)%8])})
-	}
-	var caps []featurestore.Capability
-	for j := range 8 {
-		ns := "info."
-		if j < 3 {
-			ns = "trip."
+	tools, caps := testmodel.Catalog()
+	ns := func(id string) string {
+		switch id {
+		case "cap0", "cap1", "cap2", "travel":
+			return "trip." + id
 		}
-		caps = append(caps, featurestore.Capability{ID: fmt.Sprintf("%scap%d", ns, j), Name: words[j], Members: []string{tools[2*j].ID, tools[2*j+1].ID}})
+		return "info." + id
 	}
-	caps = append(caps, featurestore.Capability{ID: "trip.travel", Name: "travel", Members: []string{"trip.cap0", "trip.cap1", "trip.cap2"}})
+	for i := range caps {
+		if caps[i].ID == "travel" {
+			for k, m := range caps[i].Members {
+				caps[i].Members[k] = ns(m)
+			}
+		}
+		caps[i].ID = ns(caps[i].ID)
+	}
 	return tools, caps
 }
 
@@ -143,43 +131,8 @@ func openModel(t *testing.T, seed uint64, version string) *Model {
 	t.Helper()
 	lib := testenv.ORTLibrary(t)
 	tools, caps := catalog()
-	rng := rand.New(rand.NewPCG(seed, 4))
-	g, err := shgat.NewGraph(tools, caps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := shgat.New(shgat.Config{Dim: dim, Seed: seed, InitNoise: 0.2, EvidenceInit: []float64{0.5, 1, 2}}, g.Levels())
-	if err != nil {
-		t.Fatal(err)
-	}
-	feats := shgat.Features{Tools: make([]float64, len(tools)*dim), Caps: make([]float64, len(caps)*dim)}
-	var flat []float32
-	for i := range tools {
-		v := unit(rng, dim)
-		flat = append(flat, v...)
-		for k, x := range v {
-			feats.Tools[i*dim+k] = float64(x)
-		}
-	}
-	for i := range caps {
-		for k, x := range unit(rng, dim) {
-			feats.Caps[i*dim+k] = float64(x)
-		}
-	}
-	reps, err := m.Represent(g, feats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := shgat.NewCatalog(g, reps, nil, "fv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat.ToolText = flat
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := shgat.WriteMLflowModel(dir, m, cat, shgat.PackageOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := ranker.Open(context.Background(), dir, tools, caps, ranker.Options{ORTLibrary: lib})
+	p := testmodel.Package(t, testmodel.PackageOptions{Tools: tools, Caps: caps, Dim: dim, Seed: seed, InitNoise: 0.2, Rand: rand.New(rand.NewPCG(seed, 4))})
+	r, err := ranker.Open(context.Background(), p.Dir, tools, caps, ranker.Options{ORTLibrary: lib})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,26 +145,9 @@ func openModel(t *testing.T, seed uint64, version string) *Model {
 // model does not know.
 func openStore(t *testing.T) *embedded.Store {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), featurestore.Config{TextDim: dim, GraphDim: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	tools, caps := catalog()
 	caps = append(caps, featurestore.Capability{ID: "extra.cap", Name: "extra", Members: []string{"tool0", "tool5"}})
-	ctx := context.Background()
-	if err := st.WriteDataset(ctx, &featurestore.Dataset{Tools: tools, Capabilities: caps}); err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(9, 9))
-	rows := make([]featurestore.CapabilityFeatures, len(caps))
-	for i, c := range caps {
-		rows[i] = featurestore.CapabilityFeatures{CapabilityID: c.ID, HybridEmbedding: unit(rng, dim), FeatureVersion: "fv", ComputedAt: time.Now()}
-	}
-	if err := st.UpsertCapabilityFeatures(ctx, rows); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return testmodel.Store(t, filepath.Join(t.TempDir(), "store.db"), testmodel.StoreOptions{Tools: tools, Caps: caps, Dim: dim})
 }
 
 type fixture struct {

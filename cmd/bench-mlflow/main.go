@@ -24,30 +24,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	benchmain "github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/capflow/capflow/mlflowclient"
 )
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-mlflow: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchmain.Main("bench-mlflow", run) }
 
 type config struct {
 	keys, steps, reps int

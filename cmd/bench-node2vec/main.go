@@ -27,34 +27,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"math"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/models/node2vec"
 )
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-node2vec: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { bench.Main("bench-node2vec", run) }
 
 type config struct {
 	n2v         node2vec.Config

@@ -33,31 +33,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/pipeline/replay"
 )
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-per: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { bench.Main("bench-per", run) }
 
 type config struct {
 	replay  replay.Config

@@ -18,31 +18,21 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/capflow/capflow/models/shgat"
 )
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-score: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { bench.Main("bench-score", run) }
 
 type config struct {
 	heads, headDim int

@@ -25,14 +25,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,16 +40,7 @@ import (
 	"github.com/capflow/capflow/featurestore/postgres"
 )
 
-func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-store: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { bench.Main("bench-store", run) }
 
 type config struct {
 	rows, batch, tools    int

@@ -32,13 +32,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/capflow/capflow/internal/bench"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/capflow/capflow/featurestore"
@@ -51,14 +50,7 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, log)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-train: FAILED:", err)
-		os.Exit(1)
-	}
+	bench.Main("bench-train", func(ctx context.Context) error { return run(ctx, slog.Default()) })
 }
 
 func run(ctx context.Context, log *slog.Logger) error {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -20,12 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/capflow/capflow/featurestore"
-	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
-	"github.com/capflow/capflow/models/shgat"
 	"github.com/capflow/capflow/serving"
 )
 
@@ -51,87 +47,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func unitVector(rng *rand.Rand, d int) []float32 {
-	v := make([]float32, d)
-	var n float64
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-		n += float64(v[i] * v[i])
-	}
-	for i := range v {
-		v[i] /= float32(math.Sqrt(n))
-	}
-	return v
-}
-
 // serveFixture writes a small catalog with hybrid embeddings into an
 // embedded store at path (closed again: the command opens it) and registers
 // a random SHGAT model of that catalog as a version of name in Production.
 func serveFixture(t *testing.T, ctx context.Context, c *mlflowclient.Client, path, name string) {
 	t.Helper()
-	words := []string{"weather", "hotel", "flight", "currency", "stock", "news", "recipe", "music"}
-	var tools []featurestore.Tool
-	for i := range 16 {
-		tools = append(tools, featurestore.Tool{ID: fmt.Sprintf("tool%d", i), Name: fmt.Sprintf("get%s%d", words[i%8], i),
-			Description: fmt.Sprintf("returns %s data for a place", words[(i*3)%8])})
-	}
-	var caps []featurestore.Capability
-	for j := range 8 {
-		caps = append(caps, featurestore.Capability{ID: fmt.Sprintf("cap%d", j), Name: words[j], Members: []string{tools[2*j].ID, tools[2*j+1].ID}})
-	}
-	caps = append(caps, featurestore.Capability{ID: "travel", Name: "travel", Members: []string{"cap0", "cap1", "cap2"}})
 	rng := rand.New(rand.NewPCG(3, 4))
-
-	st, err := embedded.Open(path, featurestore.Config{TextDim: serveDim, GraphDim: 8})
-	require.NoError(t, err)
-	require.NoError(t, st.WriteDataset(ctx, &featurestore.Dataset{Tools: tools, Capabilities: caps}))
-	rows := make([]featurestore.CapabilityFeatures, len(caps))
-	for i, cp := range caps {
-		rows[i] = featurestore.CapabilityFeatures{CapabilityID: cp.ID, HybridEmbedding: unitVector(rng, serveDim), FeatureVersion: "fv-serve", ComputedAt: time.Now()}
-	}
-	require.NoError(t, st.UpsertCapabilityFeatures(ctx, rows))
+	st := testmodel.Store(t, path, testmodel.StoreOptions{Dim: serveDim, Rand: rng, FeatureVersion: "fv-serve"})
 	require.NoError(t, st.Close())
-
-	g, err := shgat.NewGraph(tools, caps)
+	p := testmodel.Package(t, testmodel.PackageOptions{Dim: serveDim, Seed: 1, Rand: rng, FeatureVersion: "fv-serve"})
+	testmodel.Forget(t, c, name)
+	version := testmodel.Register(t, ctx, c, name, p.Dir)
+	_, err := mlmodel.Promote(ctx, c, name, version, mlflowclient.StageProduction)
 	require.NoError(t, err)
-	m, err := shgat.New(shgat.Config{Dim: serveDim, Seed: 1, InitNoise: 0.5, EvidenceInit: []float64{0.5, 1, 2}}, g.Levels())
-	require.NoError(t, err)
-	feats := shgat.Features{Tools: make([]float64, len(tools)*serveDim), Caps: make([]float64, len(caps)*serveDim)}
-	var toolText []float32
-	for i := range tools {
-		v := unitVector(rng, serveDim)
-		toolText = append(toolText, v...)
-		for k, x := range v {
-			feats.Tools[i*serveDim+k] = float64(x)
-		}
-	}
-	for i := range caps {
-		for k, x := range unitVector(rng, serveDim) {
-			feats.Caps[i*serveDim+k] = float64(x)
-		}
-	}
-	reps, err := m.Represent(g, feats)
-	require.NoError(t, err)
-	cat, err := shgat.NewCatalog(g, reps, nil, "fv-serve")
-	require.NoError(t, err)
-	cat.ToolText = toolText
-	dir := filepath.Join(t.TempDir(), "model")
-	require.NoError(t, shgat.WriteMLflowModel(dir, m, cat, shgat.PackageOptions{}))
-
-	exp, err := c.Experiments.GetOrCreate(ctx, name)
-	require.NoError(t, err)
-	run, err := c.Runs.Create(ctx, mlflowclient.CreateRunOptions{ExperimentID: exp.ID, RunName: "serve-test"})
-	require.NoError(t, err)
-	lm, err := mlmodel.Log(ctx, c, run.Info.RunID, dir, mlmodel.LogOptions{})
-	require.NoError(t, err)
-	mv, err := mlmodel.Register(ctx, c, mlmodel.RegisterOptions{Name: name, ModelID: lm.ID(), RunID: run.Info.RunID})
-	require.NoError(t, err)
-	_, err = mlmodel.Promote(ctx, c, name, mv.Version, mlflowclient.StageProduction)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = c.Registry.DeleteModel(context.Background(), name)
-		_ = c.Experiments.Delete(context.Background(), exp.ID)
-	})
 }
 
 // TestServe starts `capflow serve` in-process on a free port against a
