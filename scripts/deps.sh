@@ -2,7 +2,8 @@
 # Installs everything capflow needs outside Go (idempotent; each step is skipped
 # when its stamp/file exists). Called by `make deps`.
 #
-#   1. Debian packages (postgresql-15, server-dev, redis, build tools)
+#   1. Debian packages (postgresql-15, server-dev, redis, build tools, wrk
+#      for make bench-serve)
 #   2. pgvector 0.8.0 built from Debian trixie's source package (PGXS)
 #   3. Python venv .venv with scripts/requirements.txt (mlflow mandatory)
 #   4. ONNX Runtime shared library taken from the onnxruntime-node npm tarball
@@ -21,7 +22,7 @@ ORT_VERSION="${ORT_VERSION:-1.24.1}"
 PGVECTOR_WANT="0.8.0"
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 APT_PACKAGES=(postgresql-15 postgresql-client-15 postgresql-server-dev-15 redis-server redis-tools
-  build-essential dpkg-dev ca-certificates curl python3-venv)
+  build-essential dpkg-dev ca-certificates curl python3-venv wrk)
 
 mkdir -p "$LOCAL"
 export DEBIAN_FRONTEND=noninteractive

@@ -235,11 +235,14 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 		}
 	}
 	d := r.dim
-	keys := make([]float32, 0, len(idx)*d)
-	rel := make([]float32, 0, len(idx))
-	for _, i := range idx {
-		keys = append(keys, cat.Keys[i*d:(i+1)*d]...)
-		rel = append(rel, cat.Reliability[i])
+	keys, rel := cat.Keys, cat.Reliability // the whole catalog: no copy
+	if q.Candidates != nil {
+		keys = make([]float32, 0, len(idx)*d)
+		rel = make([]float32, 0, len(idx))
+		for _, i := range idx {
+			keys = append(keys, cat.Keys[i*d:(i+1)*d]...)
+			rel = append(rel, cat.Reliability[i])
+		}
 	}
 	var ctxRows, mask []float32
 	for _, id := range q.ContextTools {
