@@ -55,7 +55,7 @@ func run(ctx context.Context, storePath, seal string, extra []pipeline.Stage) er
 		return err
 	}
 	defer closeEnc()
-	cfg := featurestore.Config{TextDim: enc.Dim()}
+	cfg := featurestore.Config{TextDim: enc.Dim()}.WithDefaults()
 	st, err := embedded.Open(storePath, cfg)
 	if err != nil {
 		return err
