@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,24 +33,6 @@ import (
 )
 
 const srvDim = 16
-
-// srvLog collects the services' log lines; the test prints them when it fails.
-type srvLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *srvLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *srvLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // srvModel packages a random SHGAT over testmodel.Catalog; broken alters
 // its stored example scores so that verification refuses it.
@@ -177,7 +158,7 @@ func TestServingHotSwapOverHTTP(t *testing.T) {
 	defer cancel()
 	c := testenv.Client(t)
 	testenv.ORTLibrary(t)
-	logs := &srvLog{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,31 +156,14 @@ type fixture struct {
 	store  *cache.Store
 	enc    textembed.Encoder // the bare hashing encoder
 	reg    *prometheus.Registry
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testenv.LogBuffer
 }
 
 // newFixture serves a model (version "1") over the test store with the
 // hashing encoder behind the cache layers; edit adjusts the config.
 func newFixture(t *testing.T, edit func(*ServerConfig)) *fixture {
 	t.Helper()
-	f := &fixture{models: &testModels{}, raw: openStore(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{models: &testModels{}, raw: openStore(t), reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
 	f.models.set(openModel(t, 2, "1"))
 	f.store = cache.New(f.raw, cache.Options{})
 	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: dim})

@@ -40,7 +40,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/models/node2vec"
 )
 
@@ -98,17 +97,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	root, err := testenv.RepoRoot()
+	python, script, err := bench.PythonScript("bench_node2vec_pecanpy.py")
 	if err != nil {
 		return err
 	}
-	python := os.Getenv("CAPFLOW_PYTHON")
-	if python == "" {
-		return errors.New("CAPFLOW_PYTHON is not set (eval \"$(bash scripts/services.sh env)\")")
-	}
-	script := filepath.Join(root, "scripts", "bench_node2vec_pecanpy.py")
 	data := os.Getenv("CAPFLOW_SEALTOOLS_DIR")
 	if data == "" {
+		root := filepath.Dir(filepath.Dir(script)) // the repository
 		data = filepath.Join(filepath.Dir(root), "shared", "datasets", "seal-tools")
 	}
 

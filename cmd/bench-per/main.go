@@ -38,12 +38,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/pipeline/replay"
 )
 
@@ -90,15 +88,10 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	root, err := testenv.RepoRoot()
+	python, script, err := bench.PythonScript("bench_per_cpprb.py")
 	if err != nil {
 		return err
 	}
-	python := os.Getenv("CAPFLOW_PYTHON")
-	if python == "" {
-		return errors.New("CAPFLOW_PYTHON is not set (eval \"$(bash scripts/services.sh env)\")")
-	}
-	script := filepath.Join(root, "scripts", "bench_per_cpprb.py")
 	slog.Info("bench-per", "capacity", cfg.replay.Capacity, "batch", cfg.batch, "alpha", cfg.replay.Alpha,
 		"eps", cfg.replay.Epsilon, "beta", cfg.replay.Beta, "beta_step", cfg.replay.BetaStep,
 		"reps", cfg.reps, "seconds", cfg.seconds, "loadavg", loadAvg())

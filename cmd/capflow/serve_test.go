@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +26,7 @@ import (
 // serveDim is the width of the test's store, encoder and model.
 const serveDim = 16
 
-// syncBuffer is a bytes.Buffer safe for the command's goroutine and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// testenv.LogBuffer is a bytes.Buffer safe for the command's goroutine and the
 
 // serveFixture writes a small catalog with hybrid embeddings into an
 // embedded store at path (closed again: the command opens it) and registers
@@ -95,7 +76,7 @@ func TestServe(t *testing.T) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	var out, errOut syncBuffer
+	var out, errOut testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(runCtx, args, &out, &errOut) }()
 

@@ -1,12 +1,14 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,4 +47,23 @@ func CrossCheck(t testing.TB, script string, modules []string, in, out any) {
 	if err := json.Unmarshal(body, out); err != nil {
 		t.Fatalf("%s output: %v", script, err)
 	}
+}
+
+// LogBuffer collects log output from servers under test, safe for the
+// concurrent writes of request goroutines; tests print it when they fail.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
