@@ -290,7 +290,7 @@ func (s *Stage) openRanker(ctx context.Context, dir string, tools []featurestore
 	}
 	if sameIDs(pkg.Catalog.CapabilityIDs, caps, func(c featurestore.Capability) string { return c.ID }) &&
 		sameIDs(pkg.Catalog.ToolIDs, tools, func(t featurestore.Tool) string { return t.ID }) {
-		return ranker.Open(ctx, dir, tools, caps, opts)
+		return ranker.OpenPackage(ctx, pkg, tools, caps, opts)
 	}
 	texts := make([]string, len(tools))
 	for i, t := range tools {

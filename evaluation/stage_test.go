@@ -2,7 +2,6 @@ package evaluation_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +11,10 @@ import (
 
 	"github.com/capflow/capflow/evaluation"
 	"github.com/capflow/capflow/featurestore"
-	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/testenv"
+	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
-	"github.com/capflow/capflow/models/textembed"
 	"github.com/capflow/capflow/pipeline"
-	"github.com/capflow/capflow/pipeline/features"
 	"github.com/capflow/capflow/pipeline/train"
 )
 
@@ -29,20 +26,7 @@ import (
 func TestStageGatesAndPromotes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const dim = 64
-	cfg := featurestore.Config{TextDim: dim}
-	d, err := featurestore.ReadSealTools(ctx, testenv.SealToolsDir(t), cfg)
-	require.NoError(t, err)
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	require.NoError(t, st.WriteDataset(ctx, d))
-	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: dim})
-	require.NoError(t, err)
-	fcfg := features.DefaultConfig(enc)
-	fcfg.Node2Vec.WalksPerNode, fcfg.NoPlot = 4, true
-	fstage, err := features.NewStage(fcfg)
-	require.NoError(t, err)
+	st, d, enc, fstage := testmodel.SealTools(t, ctx, 64)
 	tcfg := train.DefaultConfig()
 	tcfg.Epochs, tcfg.StepsPerEpoch, tcfg.BatchSize, tcfg.FusionSteps = 1, 3, 16, 50
 	name := testenv.Name(t, "shgat")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -153,4 +154,24 @@ func (v ValidationErrors) Unwrap() []error {
 		out[i] = e
 	}
 	return out
+}
+
+// QueriesWithPrefix returns the store's queries whose id starts with prefix
+// (a split of a dataset: Seal-Tools' "dev-", "test_in_domain-"). None is a
+// *NotFoundError naming the prefix.
+func QueriesWithPrefix(ctx context.Context, s Store, prefix string) ([]Query, error) {
+	all, err := s.Queries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var qs []Query
+	for _, q := range all {
+		if strings.HasPrefix(q.ID, prefix) {
+			qs = append(qs, q)
+		}
+	}
+	if len(qs) == 0 {
+		return nil, &NotFoundError{Kind: "query with id prefix", ID: prefix}
+	}
+	return qs, nil
 }

@@ -135,18 +135,9 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 // prefix, and says where they came from.
 func loadQueries(ctx context.Context, st featurestore.Store, file, prefix string) ([]featurestore.Query, string, error) {
 	if file == "" {
-		all, err := st.Queries(ctx)
+		qs, err := featurestore.QueriesWithPrefix(ctx, st, prefix)
 		if err != nil {
 			return nil, "", err
-		}
-		var qs []featurestore.Query
-		for _, q := range all {
-			if strings.HasPrefix(q.ID, prefix) {
-				qs = append(qs, q)
-			}
-		}
-		if len(qs) == 0 {
-			return nil, "", fmt.Errorf("no query in the store has an id starting with %q", prefix)
 		}
 		return qs, fmt.Sprintf("the store's queries with prefix %q", prefix), nil
 	}

@@ -96,7 +96,7 @@ func OpenFor(ctx context.Context, dir string, cat Catalog, opts Options) (*Ranke
 		c.ToolText = append(c.ToolText, v...)
 	}
 	pkg.Catalog = c
-	return open(ctx, pkg, cat.Tools, cat.Caps, opts)
+	return OpenPackage(ctx, pkg, cat.Tools, cat.Caps, opts)
 }
 
 // Open reads the MLflow Model folder dir (shgat.ReadMLflowModel), loads its
@@ -109,10 +109,11 @@ func Open(ctx context.Context, dir string, tools []featurestore.Tool, caps []fea
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, pkg, tools, caps, opts)
+	return OpenPackage(ctx, pkg, tools, caps, opts)
 }
 
-func open(ctx context.Context, pkg *shgat.Package, tools []featurestore.Tool, caps []featurestore.Capability, opts Options) (*Ranker, error) {
+// OpenPackage is Open for a folder already read with shgat.ReadMLflowModel.
+func OpenPackage(ctx context.Context, pkg *shgat.Package, tools []featurestore.Tool, caps []featurestore.Capability, opts Options) (*Ranker, error) {
 	cat := pkg.Catalog
 	s, err := shgat.OpenORT(ctx, pkg.Folder.ModelPath(), shgat.ORTOptions{LibraryPath: opts.ORTLibrary, Dim: cat.Dim, IntraOpThreads: opts.IntraOpThreads})
 	if err != nil {

@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/capflow/capflow/featurestore"
@@ -99,18 +98,9 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 
 	var exps []featurestore.Experience
 	if src.PseudoPrefix != "" {
-		qs, err := st.Queries(ctx)
+		train, err := featurestore.QueriesWithPrefix(ctx, st, src.PseudoPrefix)
 		if err != nil {
-			return nil, fmt.Errorf("train: queries: %w", err)
-		}
-		var train []featurestore.Query
-		for _, q := range qs {
-			if strings.HasPrefix(q.ID, src.PseudoPrefix) {
-				train = append(train, q)
-			}
-		}
-		if len(train) == 0 {
-			return nil, &DataError{Reason: fmt.Sprintf("no query id starts with %q", src.PseudoPrefix)}
+			return nil, fmt.Errorf("train: pseudo-experience queries: %w", err)
 		}
 		exps = featurestore.PseudoExperiences(train, caps, featurestore.PseudoOptions{Seed: src.PseudoSeed})
 	} else if exps, err = st.ExperiencesBetween(ctx, time.Time{}, time.Now().Add(24*time.Hour)); err != nil {

@@ -1,37 +1,15 @@
 package train
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"strings"
 
 	"github.com/capflow/capflow/evaluation/metrics"
-	"github.com/capflow/capflow/featurestore"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 )
-
-// storeQueries returns the store's queries whose id has prefix.
-func (src Source) storeQueries(ctx context.Context, data *Loaded, prefix string) ([]featurestore.Query, error) {
-	all, err := data.store.Queries(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("train: report queries: %w", err)
-	}
-	var qs []featurestore.Query
-	for _, q := range all {
-		if strings.HasPrefix(q.ID, prefix) {
-			qs = append(qs, q)
-		}
-	}
-	if len(qs) == 0 {
-		return nil, &DataError{Reason: fmt.Sprintf("no query id starts with %q", prefix)}
-	}
-	return qs, nil
-}
 
 // EvaluateCosine ranks the pool by plain cosine similarity of the intent and
 // capability embeddings (the features the model starts from): the baseline

@@ -226,9 +226,9 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 // on the report queries.
 func (s *Stage) report(ctx context.Context, data *Loaded, tr *Trainer, untrained *shgat.Params) (map[string]Validation, error) {
 	trained := tr.Model()
-	qs, err := s.cfg.Source.storeQueries(ctx, data, s.cfg.ReportPrefix)
+	qs, err := featurestore.QueriesWithPrefix(ctx, data.store, s.cfg.ReportPrefix)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("train: report queries: %w", err)
 	}
 	var exps []featurestore.Experience
 	for _, q := range qs {
