@@ -515,14 +515,22 @@ func TestMultipartAbortsOnFailure(t *testing.T) {
 	assert.Equal(t, 0, f.puts, "no fallback to a single PUT after a real failure")
 	f.mu.Unlock()
 
-	// A cancelled context still aborts.
+	// A cancelled context still aborts. The hook acts on this upload's parts
+	// only: a part request of the first upload, cancelled on the client, may
+	// still reach the server after the swap.
 	ctx, cancel := context.WithCancel(context.Background())
+	f.mu.Lock()
 	f.partHook = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if r.URL.Query().Get("uploadId") != "up-2" {
+			w.WriteHeader(http.StatusForbidden)
+			return true
+		}
 		cancel()
 		time.Sleep(50 * time.Millisecond)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	}
+	f.mu.Unlock()
 	err = c.Artifacts.UploadFile(ctx, testRoot, local, "")
 	require.ErrorIs(t, err, context.Canceled)
 	_, _, _, aborts = f.snapshot()
