@@ -11,10 +11,10 @@ PKGS      ?= ./...
 # Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
 WITH_ENV  := eval "$$(bash scripts/services.sh env)";
 
-.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-serve vet fmt clean
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-recall bench-serve vet fmt clean
 
 help:
-	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-serve vet fmt clean"
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-recall bench-serve vet fmt clean"
 
 deps:
 	@bash scripts/deps.sh
@@ -65,6 +65,11 @@ bench-per: deps
 
 bench-train: deps
 	$(WITH_ENV) $(GO) run ./cmd/bench-train $(ARGS)
+
+# recall@K of the store's ANN candidates, text vs hybrid space, on Seal-Tools test_in_domain
+# (reads the demo's store: run `make demo` first).
+bench-recall: deps
+	$(WITH_ENV) $(GO) run ./cmd/bench-recall $(ARGS)
 
 # wrk against /rank and against `mlflow models serve` of the same model (cmd/bench-serve).
 bench-serve: deps

@@ -51,12 +51,24 @@ func (c Config) CheckFeatures(r CapabilityFeatures) error {
 	return nil
 }
 
-// CheckQueryVector validates an ANN query vector (hybrid dimension).
-func (c Config) CheckQueryVector(v []float32) error {
-	if err := checkVector("ann query", "", "vector", v, c.HybridDim, false); err != nil {
+// CheckQueryVector validates an ANN query in space: a known space, and a
+// vector of its dimension with finite elements, not all zero (the cosine
+// distance to a zero vector is undefined). The error is a *RecordError.
+func (c Config) CheckQueryVector(space Space, v []float32) error {
+	const kind = "ann query"
+	dim := c.Dim(space)
+	if dim == 0 {
+		return &RecordError{Kind: kind, Field: "space", Reason: fmt.Sprintf("%q is not a space (want %q or %q)", space, SpaceText, SpaceHybrid)}
+	}
+	if err := checkVector(kind, string(space), "vector", v, dim, false); err != nil {
 		return err
 	}
-	return nil
+	for _, x := range v {
+		if x != 0 {
+			return nil
+		}
+	}
+	return &RecordError{Kind: kind, ID: string(space), Field: "vector", Reason: "is the zero vector; cosine distance is undefined"}
 }
 
 // CheckVector is the one vector rule for backends that validate vectors of

@@ -90,13 +90,19 @@ func mlmNewScorer(t *testing.T, seed uint64) mlmScorer {
 		want[i], err = s.Score(req, f64(keys), f64(rel))
 		require.NoError(t, err)
 	}
+	// The ONNX scorer takes the projected rows (shgat.Scorer.Project).
+	projKeys, err := s.ProjectKeys(keys)
+	require.NoError(t, err)
+	ctxKeys, err := s.ProjectContext(ctx)
+	require.NoError(t, err)
 	return mlmScorer{
 		onnx: model,
 		example: map[string]mlmodel.Tensor{
 			shgat.InputIntent:      {Shape: []int64{b, int64(d)}, Data: intent},
 			shgat.InputContext:     {Shape: []int64{b, c, int64(d)}, Data: ctx},
+			shgat.InputContextKeys: {Shape: []int64{b, c, int64(d)}, Data: ctxKeys},
 			shgat.InputContextMask: {Shape: []int64{b, c}, Data: mask},
-			shgat.InputCandidates:  {Shape: []int64{n, int64(d)}, Data: keys},
+			shgat.InputCandidates:  {Shape: []int64{n, int64(d)}, Data: projKeys},
 			shgat.InputReliability: {Shape: []int64{n}, Data: rel},
 			shgat.InputEvidence:    {Shape: []int64{b, n, int64(nf)}, Data: ev},
 		},
@@ -213,8 +219,8 @@ func TestMLmodelPythonReadsGoFolder(t *testing.T) {
 		Metadata        map[string]string
 	}
 	require.NoError(t, json.Unmarshal([]byte(mlmPython(t, ctx, mlmPyInspect, dir)), &got))
-	assert.Equal(t, []string{"intent", "context", "context_mask", "candidates", "reliability", "evidence"}, got.InfoInputs)
-	assert.Equal(t, []any{"evidence", "float32", []any{-1.0, -1.0, 3.0}}, got.Inputs[5])
+	assert.Equal(t, []string{"intent", "context", "context_keys", "context_mask", "candidates", "reliability", "evidence"}, got.InfoInputs)
+	assert.Equal(t, []any{"evidence", "float32", []any{-1.0, -1.0, 3.0}}, got.Inputs[6])
 	assert.Equal(t, []any{"context", "float32", []any{-1.0, -1.0, 8.0}}, got.Inputs[1])
 	assert.Equal(t, []any{"scores", "float32", []any{-1.0, -1.0}}, got.Outputs[0])
 	assert.Equal(t, []any{"float32", []any{3.0, 4.0, 8.0}}, got.Example["context"])

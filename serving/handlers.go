@@ -295,7 +295,7 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 	return q, source, nil
 }
 
-// annCandidates asks the store's ANN index over hybrid embeddings for the
+// annCandidates asks the store's ANN index over text embeddings for the
 // ANNK nearest capabilities: the ANN proposes the candidate set, the model
 // ranks it. Capabilities the model does not know (added to the store after
 // it was trained) are left out. When the ANN fails or proposes nothing the
@@ -304,7 +304,7 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 func (s *Server) annCandidates(ctx context.Context, emb []float32, idx *modelIndex) ([]string, string) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.ANNTimeout)
 	defer cancel()
-	ns, err := s.cfg.Store.NearestCapabilities(actx, emb, s.cfg.ANNK)
+	ns, err := s.cfg.Store.NearestCapabilities(actx, featurestore.SpaceText, emb, s.cfg.ANNK)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.cfg.Logger.Warn("serving: ANN failed, ranking the whole catalog", "err", err)

@@ -140,7 +140,7 @@ func openModel(t *testing.T, seed uint64, version string) *Model {
 }
 
 // openStore builds an embedded store in a temp dir holding the catalog and
-// a hybrid embedding per capability, plus "extra.cap", a capability the
+// a text and a hybrid embedding per capability, plus "extra.cap", a capability the
 // model does not know.
 func openStore(t *testing.T) *embedded.Store {
 	t.Helper()
@@ -274,7 +274,7 @@ func TestRankGolden(t *testing.T) {
 
 	// Without candidates the ANN proposes them: every stored capability
 	// the model knows (k 200 > 10), not "extra.cap".
-	ns, err := f.raw.NearestCapabilities(ctx, emb[0], 200)
+	ns, err := f.raw.NearestCapabilities(ctx, featurestore.SpaceText, emb[0], 200)
 	if err != nil {
 		t.Fatal(err)
 	}

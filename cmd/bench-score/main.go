@@ -110,6 +110,10 @@ func run(ctx context.Context) error {
 		mask32 = append(mask32, 1)
 	}
 
+	ctxKeys32, err := s.ProjectContext(ctx32)
+	if err != nil {
+		return err
+	}
 	for _, n := range cfg.ns {
 		keys := vec(rng, n*d, math.Sqrt(float64(n)))
 		rel := make([]float64, n)
@@ -121,7 +125,13 @@ func run(ctx context.Context) error {
 		for i := range req.Evidence {
 			req.Evidence[i] = 3 * rng.Float64()
 		}
-		keys32, rel32, ev32 := to32(nil, keys), to32(nil, rel), to32(nil, req.Evidence)
+		// ORT takes the keys projected as a loaded model holds them
+		// (Scorer.Project, done once per model version, not timed).
+		keys32, err := s.ProjectKeys(to32(nil, keys))
+		if err != nil {
+			return err
+		}
+		rel32, ev32 := to32(nil, rel), to32(nil, req.Evidence)
 
 		var want []float64
 		goTimes, err := timeCalls(ctx, max(cfg.warmup/10, 1), cfg.iters, time.Duration(cfg.goSeconds*float64(time.Second)), func() error {
@@ -135,8 +145,8 @@ func run(ctx context.Context) error {
 		var got []float32
 		ortTimes, err := timeCalls(ctx, cfg.warmup, cfg.iters, 0, func() error {
 			var err error
-			got, err = ortS.Score(shgat.Batch{B: 1, C: cfg.c, N: n, Intent: intent32, Context: ctx32, ContextMask: mask32,
-				Candidates: keys32, Reliability: rel32, Evidence: ev32})
+			got, err = ortS.Score(shgat.Batch{B: 1, C: cfg.c, N: n, Intent: intent32, Context: ctx32, ContextKeys: ctxKeys32,
+				ContextMask: mask32, Candidates: keys32, Reliability: rel32, Evidence: ev32})
 			return err
 		})
 		if err != nil {

@@ -139,6 +139,10 @@ func buildFixture(ctx context.Context, cfg config, dir string) (*fixture, error)
 	intent := unit(rng, d)
 	text := words(6, " ")
 	ctxTool := rng.IntN(len(f.tools))
+	proj, err := m.Scorer().Project(f.cat)
+	if err != nil {
+		return nil, err
+	}
 	for _, n := range cfg.ns {
 		if n > len(f.caps) {
 			return nil, fmt.Errorf("-n %d: the catalog has %d capabilities (raise -caps)", n, len(f.caps))
@@ -156,7 +160,7 @@ func buildFixture(ctx context.Context, cfg config, dir string) (*fixture, error)
 		if err != nil {
 			return nil, err
 		}
-		if r.mlfBytes, err = writeJSON(r.mlflowBody, pyfuncInputs(f.cat, intent, ctxTool, idx, fe)); err != nil {
+		if r.mlfBytes, err = writeJSON(r.mlflowBody, pyfuncInputs(f.cat, proj, intent, ctxTool, idx, fe)); err != nil {
 			return nil, err
 		}
 		f.reqs[n] = r
@@ -165,14 +169,15 @@ func buildFixture(ctx context.Context, cfg config, dir string) (*fixture, error)
 }
 
 // pyfuncInputs is MLflow's /invocations body for a dict of tensors: the
-// scorer's inputs for one intent, one context tool and the candidates idx.
-func pyfuncInputs(cat *shgat.Catalog, intent []float32, ctxTool int, idx []int, ev []float64) map[string]any {
+// scorer's inputs for one intent, one context tool and the candidates idx
+// (their rows of the catalog's projection, as capflow's ranker sends them).
+func pyfuncInputs(cat *shgat.Catalog, proj *shgat.Projection, intent []float32, ctxTool int, idx []int, ev []float64) map[string]any {
 	d := cat.Dim
 	keys := make([][]float32, len(idx))
 	rel := make([]float32, len(idx))
 	evRows := make([][]float32, len(idx))
 	for j, i := range idx {
-		keys[j] = cat.Keys[i*d : (i+1)*d]
+		keys[j] = proj.Candidates[i*d : (i+1)*d]
 		rel[j] = cat.Reliability[i]
 		evRows[j] = make([]float32, evidence.F)
 		for k := range evidence.F {
@@ -182,6 +187,7 @@ func pyfuncInputs(cat *shgat.Catalog, intent []float32, ctxTool int, idx []int, 
 	return map[string]any{"inputs": map[string]any{
 		shgat.InputIntent:      [][]float32{intent},
 		shgat.InputContext:     [][][]float32{{cat.Tools[ctxTool*d : (ctxTool+1)*d]}},
+		shgat.InputContextKeys: [][][]float32{{proj.Context[ctxTool*d : (ctxTool+1)*d]}},
 		shgat.InputContextMask: [][]float32{{1}},
 		shgat.InputCandidates:  keys,
 		shgat.InputReliability: rel,

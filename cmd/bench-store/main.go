@@ -1,7 +1,8 @@
 // Command bench-store measures the PostgreSQL feature store at the design's
 // scale on a real server: it upserts 100,000 capability feature rows with
 // 1024-d vectors, then reads random batches of 1,000 rows by id and runs ANN
-// top-50 queries, and prints one line on stdout:
+// top-50 queries in one space (-space, default text: the space serving
+// searches with an intent), and prints one line on stdout:
 //
 //	bench-store upsert_rows_per_s=... batch1000_p50_ms=... batch1000_p99_ms=... ann50_p99_ms=...
 //
@@ -12,7 +13,8 @@
 // length), like real embeddings and unlike uniform noise, which would make
 // the HNSW index do far more work than on real data. Rows are upserted as
 // the feature pipeline's full refresh does: by default in one call, which the
-// postgres store loads with COPY and follows with one HNSW index build; with
+// postgres store loads with COPY and follows with its HNSW index builds (text
+// and hybrid); with
 // smaller -batch values each call is one transaction that maintains the index
 // row by row (~3× slower). Reads run one at a time, so the latencies are a
 // single client's.
@@ -46,6 +48,7 @@ type config struct {
 	rows, batch, tools    int
 	reads, readSize, warm int
 	anns, k               int
+	space                 featurestore.Space
 	textDim, graphDim     int
 	clusters              int
 	seed                  uint64
@@ -62,12 +65,17 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.warm, "warmup", 10, "untimed reads and queries before each timed series")
 	flag.IntVar(&c.anns, "anns", 200, "timed ANN queries")
 	flag.IntVar(&c.k, "k", 50, "neighbours per ANN query")
+	space := flag.String("space", string(featurestore.SpaceText), "embedding space of the ANN queries: text or hybrid")
 	flag.IntVar(&c.textDim, "text-dim", 1024, "text (and hybrid) embedding dimension")
 	flag.IntVar(&c.graphDim, "graph-dim", 64, "Node2Vec embedding dimension")
 	flag.IntVar(&c.clusters, "clusters", 1_000, "clusters the synthetic vectors are drawn around")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the synthetic data")
 	flag.BoolVar(&c.keep, "keep", false, "keep the benchmark's schema instead of dropping it")
 	flag.Parse()
+	c.space = featurestore.Space(*space)
+	if c.space != featurestore.SpaceText && c.space != featurestore.SpaceHybrid {
+		return c, fmt.Errorf("-space %q: want text or hybrid", *space)
+	}
 	if c.rows < 1 || c.batch < 1 || c.tools < 2 || c.reads < 1 || c.readSize < 1 || c.readSize > c.rows ||
 		c.warm < 0 || c.anns < 1 || c.k < 1 || c.textDim < 1 || c.graphDim < 1 || c.clusters < 1 {
 		return c, errors.New("flags must be positive, -tools at least 2 and -read-size at most -rows")
@@ -281,11 +289,15 @@ func batchReads(ctx context.Context, store featurestore.Store, c config) (p50, p
 func annQueries(ctx context.Context, store featurestore.Store, c config, g *gen) (p99 time.Duration, err error) {
 	rng := rand.New(rand.NewPCG(c.seed, 4))
 	var lat []time.Duration
-	slog.Info("ANN queries", "queries", c.anns, "k", c.k, "warmup", c.warm)
+	centres := g.hybridC
+	if c.space == featurestore.SpaceText {
+		centres = g.textC
+	}
+	slog.Info("ANN queries", "space", c.space, "queries", c.anns, "k", c.k, "warmup", c.warm)
 	for i := 0; i < c.warm+c.anns; i++ {
-		q := around(rng, g.hybridC[rng.IntN(c.clusters)], g.queryNoise)
+		q := around(rng, centres[rng.IntN(c.clusters)], g.queryNoise)
 		start := time.Now()
-		got, err := store.NearestCapabilities(ctx, q, c.k)
+		got, err := store.NearestCapabilities(ctx, c.space, q, c.k)
 		d := time.Since(start)
 		if err != nil {
 			return 0, fmt.Errorf("ANN query: %w", err)

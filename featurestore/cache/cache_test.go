@@ -89,7 +89,7 @@ func (f *fakeStore) CapabilityFeatures(_ context.Context, ids []string) ([]featu
 	return out, nil
 }
 
-func (f *fakeStore) NearestCapabilities(context.Context, []float32, int) ([]featurestore.Neighbor, error) {
+func (f *fakeStore) NearestCapabilities(context.Context, featurestore.Space, []float32, int) ([]featurestore.Neighbor, error) {
 	return nil, nil
 }
 

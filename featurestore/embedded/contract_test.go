@@ -13,9 +13,12 @@ import (
 
 var testConfig = featurestore.Config{TextDim: 8, GraphDim: 4, HybridDim: 8}
 
+// TestContract runs the suite with a hybrid dimension of its own, so a
+// search that confused the text and hybrid spaces would fail.
 func TestContract(t *testing.T) {
-	storetest.Run(t, testConfig, func(t *testing.T) featurestore.Store {
-		st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), testConfig)
+	cfg := featurestore.Config{TextDim: 8, GraphDim: 4, HybridDim: 6}
+	storetest.Run(t, cfg, func(t *testing.T) featurestore.Store {
+		st, err := embedded.Open(filepath.Join(t.TempDir(), "store.db"), cfg)
 		require.NoError(t, err)
 		return st
 	})

@@ -170,14 +170,14 @@ func TestConcurrentSearchAndWrite(t *testing.T) {
 	}()
 	q := []float32{0, 1, 0, 0, 0, 0, 0, 0}
 	for range 200 {
-		got, err := st.NearestCapabilities(ctx, q, 3)
+		got, err := st.NearestCapabilities(ctx, featurestore.SpaceHybrid, q, 3)
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		assert.Equal(t, "c1", got[0].CapabilityID)
 	}
 	require.NoError(t, <-done)
 	// After the last write, the search reflects it: x = 49 is far from q.
-	got, err := st.NearestCapabilities(ctx, q, 1)
+	got, err := st.NearestCapabilities(ctx, featurestore.SpaceHybrid, q, 1)
 	require.NoError(t, err)
 	assert.InDelta(t, 1-1/math.Sqrt(49*49+1), got[0].Distance, 1e-6)
 }

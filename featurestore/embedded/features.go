@@ -73,8 +73,8 @@ func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]feature
 	return out, nil
 }
 
-// annRow is one cached hybrid embedding, normalised to unit length so a
-// cosine is a dot product.
+// annRow is one cached embedding, normalised to unit length so a cosine is
+// a dot product.
 type annRow struct {
 	id  string
 	vec []float32
@@ -82,23 +82,27 @@ type annRow struct {
 
 func (s *Store) dropANNCache() {
 	s.annMu.Lock()
-	s.ann = nil
+	clear(s.ann)
 	s.annGen++
 	s.annMu.Unlock()
 }
 
-// annRows returns the cached embeddings, loading them on a miss.
-func (s *Store) annRows(ctx context.Context) ([]annRow, error) {
+// annRows returns the cached embeddings of space, loading them on a miss.
+func (s *Store) annRows(ctx context.Context, space featurestore.Space) ([]annRow, error) {
 	s.annMu.Lock()
-	rows, gen := s.ann, s.annGen
+	rows, gen := s.ann[space], s.annGen
 	s.annMu.Unlock()
 	if rows != nil {
 		return rows, nil
 	}
+	decode := codec.FeaturesHybrid
+	if space == featurestore.SpaceText {
+		decode = codec.FeaturesText
+	}
 	rows = []annRow{}
 	err := s.view(ctx, "nearest capabilities", func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFeatures).ForEach(func(k, v []byte) error {
-			vec, err := codec.FeaturesHybrid(v)
+			vec, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("%s %q: %w", kindFeatures, k, err)
 			}
@@ -113,7 +117,10 @@ func (s *Store) annRows(ctx context.Context) ([]annRow, error) {
 	}
 	s.annMu.Lock()
 	if s.annGen == gen { // no write since the scan began
-		s.ann = rows
+		if s.ann == nil {
+			s.ann = map[featurestore.Space][]annRow{}
+		}
+		s.ann[space] = rows
 	}
 	s.annMu.Unlock()
 	return rows, nil
@@ -136,24 +143,21 @@ func unit(v []float32) bool {
 	return true
 }
 
-// NearestCapabilities returns the k capabilities whose hybrid embeddings
+// NearestCapabilities returns the k capabilities whose embeddings in space
 // are closest to query by cosine distance (1 − cosine similarity), nearest
 // first, ties by id. It is exact: a scan over every row, which at catalog
-// scale is cheaper than keeping an index. Rows without a hybrid embedding are
-// not candidates.
-func (s *Store) NearestCapabilities(ctx context.Context, query []float32, k int) ([]featurestore.Neighbor, error) {
-	if err := s.cfg.CheckQueryVector(query); err != nil {
+// scale is cheaper than keeping an index. Rows without an embedding in
+// space are not candidates.
+func (s *Store) NearestCapabilities(ctx context.Context, space featurestore.Space, query []float32, k int) ([]featurestore.Neighbor, error) {
+	if err := s.cfg.CheckQueryVector(space, query); err != nil {
 		return nil, fmt.Errorf("embedded: nearest capabilities: %w", err)
-	}
-	q := slices.Clone(query)
-	if !unit(q) {
-		return nil, fmt.Errorf("embedded: nearest capabilities: %w",
-			&featurestore.RecordError{Kind: "ann query", Field: "vector", Reason: "is the zero vector; cosine distance is undefined"})
 	}
 	if k <= 0 {
 		return []featurestore.Neighbor{}, nil
 	}
-	rows, err := s.annRows(ctx)
+	q := slices.Clone(query)
+	unit(q) // not zero: checked above
+	rows, err := s.annRows(ctx, space)
 	if err != nil {
 		return nil, err
 	}

@@ -16,14 +16,15 @@
 // featurestore/internal/codec's compact binary encoding (the cache's Redis
 // values are the same): a 1024-d embedding is 4 KB that way against ~11 KB
 // as JSON text, and decoding is a copy rather than float parsing, which
-// matters when NearestCapabilities loads every hybrid embedding.
+// matters when NearestCapabilities loads every text or hybrid embedding.
 //
 // Experiences get an auto-increment id and two index buckets — by time and by
 // session — so window, session and usage queries read only the keys in
 // range. NearestCapabilities is an exact brute-force cosine scan over the
-// hybrid embeddings, which at catalog scale (thousands of capabilities) takes
-// well under a millisecond per thousand rows; the decoded vectors are cached
-// in memory and dropped whenever feature rows are written.
+// text or hybrid embeddings, which at catalog scale (thousands of
+// capabilities) takes well under a millisecond per thousand rows; each
+// space's decoded vectors are cached in memory, loaded on its first search
+// and dropped whenever feature rows are written.
 package embedded
 
 import (
@@ -67,11 +68,11 @@ type Store struct {
 	cfg  featurestore.Config
 	path string
 
-	// ann caches the decoded hybrid embeddings for NearestCapabilities.
-	// annGen counts feature writes, so a scan that raced a write does not
-	// install a stale cache.
+	// ann caches the decoded embeddings of each space for
+	// NearestCapabilities. annGen counts feature writes, so a scan that
+	// raced a write does not install a stale cache.
 	annMu  sync.Mutex
-	ann    []annRow
+	ann    map[featurestore.Space][]annRow
 	annGen uint64
 }
 

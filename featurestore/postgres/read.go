@@ -177,17 +177,31 @@ func (s *Store) CapabilityFeatures(ctx context.Context, ids []string) ([]feature
 	return inOrder(ids, found, func(f featurestore.CapabilityFeatures) string { return f.CapabilityID }, "capability features")
 }
 
-// NearestCapabilities returns the k capabilities whose hybrid embeddings are
-// nearest query by cosine distance, nearest first, using the HNSW index.
+// spaceColumn is the capability_features column of a space's embeddings
+// ("" for an unknown space, which CheckQueryVector rejects first).
+func spaceColumn(space featurestore.Space) string {
+	switch space {
+	case featurestore.SpaceText:
+		return "text_embedding"
+	case featurestore.SpaceHybrid:
+		return "hybrid_embedding"
+	}
+	return ""
+}
+
+// NearestCapabilities returns the k capabilities whose embeddings in space
+// are nearest query by cosine distance, nearest first, using the space's
+// HNSW index (an exact scan for text embeddings too wide for one).
 // hnsw.ef_search (the candidate list size, default 40) is raised to at
 // least 2k so the index can return k good results.
-func (s *Store) NearestCapabilities(ctx context.Context, query []float32, k int) ([]featurestore.Neighbor, error) {
-	if err := s.cfg.CheckQueryVector(query); err != nil {
+func (s *Store) NearestCapabilities(ctx context.Context, space featurestore.Space, query []float32, k int) ([]featurestore.Neighbor, error) {
+	if err := s.cfg.CheckQueryVector(space, query); err != nil {
 		return nil, err
 	}
 	if k <= 0 {
 		return nil, nil
 	}
+	col := spaceColumn(space)
 	efSearch := min(max(40, 2*k), 1000) // pgvector's bounds are 1..1000
 	var out []featurestore.Neighbor
 	err := s.do(ctx, func(ctx context.Context) error {
@@ -195,8 +209,8 @@ func (s *Store) NearestCapabilities(ctx context.Context, query []float32, k int)
 			if _, err := tx.Exec(ctx, "SELECT set_config('hnsw.ef_search', $1, true)", fmt.Sprint(efSearch)); err != nil {
 				return err
 			}
-			rows, err := tx.Query(ctx, `SELECT capability_id, hybrid_embedding <=> $1 AS distance FROM capability_features
-WHERE hybrid_embedding IS NOT NULL ORDER BY hybrid_embedding <=> $1 LIMIT $2`, pgvector.NewVector(query), k)
+			rows, err := tx.Query(ctx, "SELECT capability_id, "+col+" <=> $1 AS distance FROM capability_features WHERE "+
+				col+" IS NOT NULL ORDER BY "+col+" <=> $1 LIMIT $2", pgvector.NewVector(query), k)
 			if err != nil {
 				return err
 			}
@@ -209,7 +223,7 @@ WHERE hybrid_embedding IS NOT NULL ORDER BY hybrid_embedding <=> $1 LIMIT $2`, p
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("featurestore/postgres: nearest capabilities: %w", err)
+		return nil, fmt.Errorf("featurestore/postgres: nearest capabilities in %s: %w", space, err)
 	}
 	return out, nil
 }

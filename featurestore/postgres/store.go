@@ -1,6 +1,6 @@
 // Package postgres is the PostgreSQL + pgvector backend of featurestore: a
 // pgx pool, versioned migrations embedded in the binary, COPY-based bulk
-// upserts and an HNSW index for ANN search over hybrid embeddings.
+// upserts and HNSW indexes for ANN search over text and hybrid embeddings.
 //
 // It lives in its own package so featurestore itself does not depend on pgx.
 //
@@ -83,7 +83,8 @@ func Open(ctx context.Context, dsn string, cfg featurestore.Config, opts ...Opti
 	}
 	cfg = cfg.WithDefaults()
 	// pgvector's limits: 16,000 dimensions for a vector column, 2,000 for one
-	// with an HNSW index (hybrid_embedding).
+	// with an HNSW index (hybrid_embedding; text_embedding is indexed when
+	// it fits, see annIndexes).
 	if cfg.TextDim < 1 || cfg.TextDim > 16000 || cfg.GraphDim < 1 || cfg.GraphDim > 16000 || cfg.HybridDim < 1 || cfg.HybridDim > 2000 {
 		return nil, fmt.Errorf("featurestore/postgres: bad dimensions text=%d graph=%d hybrid=%d (text and graph must be 1..16000, hybrid 1..2000)",
 			cfg.TextDim, cfg.GraphDim, cfg.HybridDim)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -365,7 +366,7 @@ func TestNearestCapabilities(t *testing.T) {
 
 	q := rows[17].HybridEmbedding
 	const k = 10
-	got, err := s.NearestCapabilities(ctx, q, k)
+	got, err := s.NearestCapabilities(ctx, featurestore.SpaceHybrid, q, k)
 	require.NoError(t, err)
 	require.Len(t, got, k)
 	assert.Equal(t, "cap017", got[0].CapabilityID)
@@ -386,7 +387,7 @@ func TestNearestCapabilities(t *testing.T) {
 		assert.InDelta(t, all[i].d, got[i].Distance, 1e-5)
 	}
 
-	_, err = s.NearestCapabilities(ctx, []float32{1, 2}, k)
+	_, err = s.NearestCapabilities(ctx, featurestore.SpaceHybrid, []float32{1, 2}, k)
 	var re *featurestore.RecordError
 	require.ErrorAs(t, err, &re)
 }
@@ -540,35 +541,128 @@ func TestConnLost(t *testing.T) {
 }
 
 // A bulk upsert (≥ bulkRows, at least the table's size) rebuilds the ANN
-// index instead of maintaining it row by row; afterwards the index exists,
-// is used, and finds the right neighbours; a smaller follow-up upsert keeps it.
+// indexes instead of maintaining them row by row; afterwards both exist, the
+// planner uses them, and they find the right neighbours; a smaller
+// follow-up upsert keeps them.
 func TestBulkUpsertRebuildsANNIndex(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 	rng := rand.New(rand.NewPCG(3, 4))
+	randVec := func(dim int) []float32 {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(rng.NormFloat64())
+		}
+		return v
+	}
 	d := &featurestore.Dataset{Tools: []featurestore.Tool{{ID: "t", Name: "t"}}}
 	rows := make([]featurestore.CapabilityFeatures, bulkRows)
 	for i := range rows {
 		id := fmt.Sprintf("cap%05d", i)
 		d.Capabilities = append(d.Capabilities, featurestore.Capability{ID: id, Name: id, Members: []string{"t"}})
-		h := make([]float32, testCfg.HybridDim)
-		for j := range h {
-			h[j] = float32(rng.NormFloat64())
-		}
-		rows[i] = featurestore.CapabilityFeatures{CapabilityID: id, HybridEmbedding: h, ComputedAt: t0}
+		rows[i] = featurestore.CapabilityFeatures{CapabilityID: id, TextEmbedding: randVec(testCfg.TextDim),
+			HybridEmbedding: randVec(testCfg.HybridDim), ComputedAt: t0}
 	}
 	require.NoError(t, s.WriteDataset(ctx, d))
 	require.NoError(t, s.UpsertCapabilityFeatures(ctx, rows))
 	require.NoError(t, s.UpsertCapabilityFeatures(ctx, rows[:10]))
 	assert.Equal(t, bulkRows, count(t, s, "capability_features"))
 
-	var indexes int
-	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1
-AND indexname = 'capability_features_hybrid_hnsw'`, s.Schema()).Scan(&indexes))
-	assert.Equal(t, 1, indexes, "the ANN index is back after the bulk load")
+	for _, c := range []struct {
+		space featurestore.Space
+		index string
+		query []float32
+	}{
+		{featurestore.SpaceHybrid, "capability_features_hybrid_hnsw", rows[4242].HybridEmbedding},
+		{featurestore.SpaceText, "capability_features_text_hnsw", rows[4242].TextEmbedding},
+	} {
+		var indexes int
+		require.NoError(t, s.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2",
+			s.Schema(), c.index).Scan(&indexes))
+		assert.Equal(t, 1, indexes, "the %s index is back after the bulk load", c.space)
+		assert.Contains(t, explainNearest(t, s, c.space, c.query), c.index, "the %s search uses its index", c.space)
 
-	got, err := s.NearestCapabilities(ctx, rows[4242].HybridEmbedding, 5)
+		got, err := s.NearestCapabilities(ctx, c.space, c.query, 5)
+		require.NoError(t, err)
+		require.NotEmpty(t, got)
+		assert.Equal(t, "cap04242", got[0].CapabilityID, c.space)
+	}
+}
+
+// explainNearest is the plan of NearestCapabilities' query in space.
+func explainNearest(t *testing.T, s *Store, space featurestore.Space, q []float32) string {
+	t.Helper()
+	col := spaceColumn(space)
+	rows, err := s.Pool().Query(context.Background(), "EXPLAIN SELECT capability_id FROM capability_features WHERE "+col+
+		" IS NOT NULL ORDER BY "+col+" <=> $1 LIMIT 5", pgvector.NewVector(q))
 	require.NoError(t, err)
-	require.NotEmpty(t, got)
-	assert.Equal(t, "cap04242", got[0].CapabilityID)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return strings.Join(lines, "\n")
+}
+
+// A text dimension too wide for an HNSW index gets none (the migration and
+// the bulk rebuild agree), and the text search is an exact scan.
+func TestWideTextHasNoIndex(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDSN(t)
+	cfg := featurestore.Config{TextDim: hnswMaxDim + 1, GraphDim: 4, HybridDim: 6}
+	s, err := Open(ctx, dsn, cfg, WithSchema(testSchema(t, dsn)), WithLogger(warnLogger()))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	rows, err := s.Pool().Query(ctx, "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE '%hnsw'", s.Schema())
+	require.NoError(t, err)
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"capability_features_hybrid_hnsw"}, indexes)
+	assert.Len(t, s.annIndexes(), 1)
+
+	d := &featurestore.Dataset{Tools: []featurestore.Tool{{ID: "t", Name: "t"}}}
+	var feats []featurestore.CapabilityFeatures
+	for i := range 3 {
+		id := fmt.Sprintf("cap%d", i)
+		d.Capabilities = append(d.Capabilities, featurestore.Capability{ID: id, Name: id, Members: []string{"t"}})
+		v := make([]float32, cfg.TextDim)
+		v[i] = 1
+		feats = append(feats, featurestore.CapabilityFeatures{CapabilityID: id, TextEmbedding: v, ComputedAt: t0})
+	}
+	require.NoError(t, s.WriteDataset(ctx, d))
+	require.NoError(t, s.UpsertCapabilityFeatures(ctx, feats))
+	q := make([]float32, cfg.TextDim)
+	q[1], q[2] = 1, 0.5
+	got, err := s.NearestCapabilities(ctx, featurestore.SpaceText, q, 2)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, []string{"cap1", "cap2"}, []string{got[0].CapabilityID, got[1].CapabilityID})
+}
+
+// A store created before the text index (migration 1 only, features
+// stored) gets it when reopened, and its text search finds the rows.
+func TestMigrationAddsTextIndex(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDSN(t)
+	schema := testSchema(t, dsn)
+	s, err := Open(ctx, dsn, testCfg, WithSchema(schema), WithLogger(warnLogger()))
+	require.NoError(t, err)
+	d := &featurestore.Dataset{Tools: []featurestore.Tool{{ID: "t", Name: "t"}},
+		Capabilities: []featurestore.Capability{{ID: "a", Name: "a", Members: []string{"t"}}, {ID: "b", Name: "b", Members: []string{"t"}}}}
+	require.NoError(t, s.WriteDataset(ctx, d))
+	text := func(i int) []float32 { v := make([]float32, testCfg.TextDim); v[i] = 1; return v }
+	require.NoError(t, s.UpsertCapabilityFeatures(ctx, []featurestore.CapabilityFeatures{
+		{CapabilityID: "a", TextEmbedding: text(0), ComputedAt: t0}, {CapabilityID: "b", TextEmbedding: text(1), ComputedAt: t0}}))
+	_, err = s.Pool().Exec(ctx, "DROP INDEX capability_features_text_hnsw; DELETE FROM schema_migrations WHERE version = 2")
+	require.NoError(t, err)
+	s.Close()
+
+	s, err = Open(ctx, dsn, testCfg, WithSchema(schema), WithLogger(warnLogger()))
+	require.NoError(t, err)
+	defer s.Close()
+	var indexes int
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'capability_features_text_hnsw'",
+		schema).Scan(&indexes))
+	assert.Equal(t, 1, indexes)
+	got, err := s.NearestCapabilities(ctx, featurestore.SpaceText, text(1), 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "b", got[0].CapabilityID)
 }

@@ -315,7 +315,7 @@ WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.id = u.id) ORDER BY n LIM
 			if err := copyTemp(ctx, tx, "tmp_features", likeTemp("tmp_features", "capability_features"), featureCols, data); err != nil {
 				return fmt.Errorf("featurestore/postgres: upsert capability features: %w", err)
 			}
-			rebuild, err := bulkLoad(ctx, tx, len(data))
+			rebuild, err := s.bulkLoad(ctx, tx, len(data))
 			if err != nil {
 				return err
 			}
@@ -333,18 +333,36 @@ WHERE NOT EXISTS (SELECT 1 FROM capabilities c WHERE c.id = u.id) ORDER BY n LIM
 	})
 }
 
-// bulkRows is the smallest upsert for which the ANN index is rebuilt rather
-// than maintained row by row (see bulkLoad).
+// bulkRows is the smallest upsert for which the ANN indexes are rebuilt
+// rather than maintained row by row (see bulkLoad).
 const bulkRows = 10_000
 
-// bulkLoad decides how the HNSW index follows an upsert of n rows. Inserting
-// into HNSW costs ~3.6 ms per 1024-d row here, while building the index over
-// 100,000 rows takes ~2 min (~1.2 ms per row): when a call brings at least
-// bulkRows rows and at least as many as the table holds, the index is dropped
-// for the load and built again after it, inside the same transaction (readers
-// of capability_features wait for the commit; the feature pipeline's full
-// refresh is the case this is for). It returns what to run after the load.
-func bulkLoad(ctx context.Context, tx pgx.Tx, n int) (func(context.Context) error, error) {
+// hnswMaxDim is the most dimensions pgvector's HNSW indexes take.
+const hnswMaxDim = 2000
+
+// annIndex is the HNSW index of one space's column.
+type annIndex struct{ column, name string }
+
+// annIndexes are the store's HNSW indexes, as the migrations create them:
+// hybrid always (Open caps HybridDim at hnswMaxDim), text when TextDim
+// allows.
+func (s *Store) annIndexes() []annIndex {
+	out := []annIndex{{spaceColumn(featurestore.SpaceHybrid), "capability_features_hybrid_hnsw"}}
+	if s.cfg.TextDim <= hnswMaxDim {
+		out = append(out, annIndex{spaceColumn(featurestore.SpaceText), "capability_features_text_hnsw"})
+	}
+	return out
+}
+
+// bulkLoad decides how the HNSW indexes follow an upsert of n rows.
+// Inserting into HNSW costs ~3.6 ms per 1024-d row here, while building an
+// index over 100,000 rows takes ~2 min (~1.2 ms per row): when a call brings
+// at least bulkRows rows and at least as many as the table holds, the
+// indexes are dropped for the load and built again after it, inside the same
+// transaction (readers of capability_features wait for the commit; the
+// feature pipeline's full refresh is the case this is for). It returns what
+// to run after the load.
+func (s *Store) bulkLoad(ctx context.Context, tx pgx.Tx, n int) (func(context.Context) error, error) {
 	noop := func(context.Context) error { return nil }
 	if n < bulkRows {
 		return noop, nil
@@ -356,17 +374,22 @@ func bulkLoad(ctx context.Context, tx pgx.Tx, n int) (func(context.Context) erro
 	if n < existing {
 		return noop, nil
 	}
-	if _, err := tx.Exec(ctx, "DROP INDEX IF EXISTS capability_features_hybrid_hnsw"); err != nil {
-		return nil, fmt.Errorf("featurestore/postgres: bulk load: drop ANN index: %w", err)
+	idx := s.annIndexes()
+	for _, ix := range idx {
+		if _, err := tx.Exec(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+			return nil, fmt.Errorf("featurestore/postgres: bulk load: drop ANN index %s: %w", ix.name, err)
+		}
 	}
 	return func(ctx context.Context) error {
-		for _, q := range []string{
-			"SET LOCAL maintenance_work_mem = '1GB'",
-			"SET LOCAL max_parallel_maintenance_workers = 2",
-			"CREATE INDEX capability_features_hybrid_hnsw ON capability_features USING hnsw (hybrid_embedding vector_cosine_ops)",
-		} {
+		for _, q := range []string{"SET LOCAL maintenance_work_mem = '1GB'", "SET LOCAL max_parallel_maintenance_workers = 2"} {
 			if _, err := tx.Exec(ctx, q); err != nil {
-				return fmt.Errorf("featurestore/postgres: bulk load: rebuild ANN index: %w", err)
+				return fmt.Errorf("featurestore/postgres: bulk load: %w", err)
+			}
+		}
+		for _, ix := range idx {
+			q := "CREATE INDEX " + ix.name + " ON capability_features USING hnsw (" + ix.column + " vector_cosine_ops)"
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("featurestore/postgres: bulk load: rebuild ANN index %s: %w", ix.name, err)
 			}
 		}
 		return nil

@@ -156,22 +156,36 @@ func (s *suite) featuresNotFound(t *testing.T) {
 	requireNotFound(t, err, kindFeatures, "cap.nope")
 }
 
-// annStore holds 12 capabilities with random hybrid embeddings and one
-// without; it returns the embeddings by id.
-func (s *suite) annStore(t *testing.T) (featurestore.Store, map[string][]float32) {
+// spaces are the ANN spaces every backend searches.
+func spaces() []featurestore.Space {
+	return []featurestore.Space{featurestore.SpaceText, featurestore.SpaceHybrid}
+}
+
+// annStore holds 13 capabilities with random text and hybrid embeddings,
+// except that cap.11 has no text embedding and cap.12 no hybrid one (so
+// each space has a row that is no candidate, and not the same row). It
+// returns each space's embeddings by id.
+func (s *suite) annStore(t *testing.T) (featurestore.Store, map[featurestore.Space]map[string][]float32) {
 	st := s.open(t)
 	d := &featurestore.Dataset{}
 	var rows []featurestore.CapabilityFeatures
-	vecs := map[string][]float32{}
+	vecs := map[featurestore.Space]map[string][]float32{featurestore.SpaceText: {}, featurestore.SpaceHybrid: {}}
 	for i := range 13 {
 		tool, id := fmt.Sprintf("t.%02d", i), fmt.Sprintf("cap.%02d", i)
 		d.Tools = append(d.Tools, featurestore.Tool{ID: tool, Name: tool})
 		d.Capabilities = append(d.Capabilities, featurestore.Capability{ID: id, Name: id, Members: []string{tool}})
 		r := s.row(id, int64(i)+100)
-		if i == 12 {
-			r.HybridEmbedding = nil // not a candidate
-		} else {
-			vecs[id] = r.HybridEmbedding
+		switch i {
+		case 11:
+			r.TextEmbedding = nil
+		case 12:
+			r.HybridEmbedding = nil
+		}
+		if r.TextEmbedding != nil {
+			vecs[featurestore.SpaceText][id] = r.TextEmbedding
+		}
+		if r.HybridEmbedding != nil {
+			vecs[featurestore.SpaceHybrid][id] = r.HybridEmbedding
 		}
 		rows = append(rows, r)
 	}
@@ -212,53 +226,75 @@ func assertNeighbors(t *testing.T, want, got []featurestore.Neighbor) {
 func (s *suite) nearestExact(t *testing.T) {
 	st, vecs := s.annStore(t)
 	ctx := context.Background()
-	for seed := range int64(5) {
-		q := vec(s.cfg.HybridDim, 5000+seed)
-		got, err := st.NearestCapabilities(ctx, q, 5)
+	scaled := map[featurestore.Space][]float32{}
+	for _, space := range spaces() {
+		for seed := range int64(5) {
+			q := vec(s.cfg.Dim(space), 5000+seed)
+			got, err := st.NearestCapabilities(ctx, space, q, 5)
+			require.NoError(t, err)
+			assertNeighbors(t, bruteForce(vecs[space], q)[:5], got)
+		}
+		// A stored vector, scaled: cosine ignores length, so it is its own
+		// nearest neighbour at distance 0.
+		q := slices.Clone(vecs[space]["cap.07"])
+		for i := range q {
+			q[i] *= 3
+		}
+		got, err := st.NearestCapabilities(ctx, space, q, 1)
 		require.NoError(t, err)
-		assertNeighbors(t, bruteForce(vecs, q)[:5], got)
+		require.Len(t, got, 1, space)
+		assert.Equal(t, "cap.07", got[0].CapabilityID, space)
+		assert.InDelta(t, 0, got[0].Distance, 1e-5, space)
+		scaled[space] = q
 	}
-	// A stored vector, scaled: cosine ignores length, so it is its own
-	// nearest neighbour at distance 0.
-	q := slices.Clone(vecs["cap.07"])
-	for i := range q {
-		q[i] *= 3
-	}
-	got, err := st.NearestCapabilities(ctx, q, 1)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	assert.Equal(t, "cap.07", got[0].CapabilityID)
-	assert.InDelta(t, 0, got[0].Distance, 1e-5)
 
-	// Searches see feature rows written after earlier searches.
+	// Searches in both spaces see feature rows written after earlier
+	// searches.
 	r := s.row("cap.03", 3)
-	r.HybridEmbedding = slices.Clone(q)
-	r.HybridEmbedding[0] += 0.5 // near q, but not a tie with cap.07
+	r.TextEmbedding = slices.Clone(scaled[featurestore.SpaceText])
+	r.TextEmbedding[0] += 0.5 // near the query, but not a tie with cap.07
+	r.HybridEmbedding = slices.Clone(scaled[featurestore.SpaceHybrid])
+	r.HybridEmbedding[0] += 0.5
 	require.NoError(t, st.UpsertCapabilityFeatures(ctx, []featurestore.CapabilityFeatures{r}))
-	vecs["cap.03"] = r.HybridEmbedding
-	got, err = st.NearestCapabilities(ctx, q, 3)
-	require.NoError(t, err)
-	assertNeighbors(t, bruteForce(vecs, q)[:3], got)
-	assert.Equal(t, "cap.03", got[1].CapabilityID)
+	vecs[featurestore.SpaceText]["cap.03"] = r.TextEmbedding
+	vecs[featurestore.SpaceHybrid]["cap.03"] = r.HybridEmbedding
+	for _, space := range spaces() {
+		got, err := st.NearestCapabilities(ctx, space, scaled[space], 3)
+		require.NoError(t, err)
+		assertNeighbors(t, bruteForce(vecs[space], scaled[space])[:3], got)
+		assert.Equal(t, "cap.03", got[1].CapabilityID, space)
+	}
 }
 
 func (s *suite) nearestKLarger(t *testing.T) {
 	st, vecs := s.annStore(t)
-	q := vec(s.cfg.HybridDim, 77)
-	got, err := st.NearestCapabilities(context.Background(), q, 100)
-	require.NoError(t, err)
-	assertNeighbors(t, bruteForce(vecs, q), got) // 12: the row without a hybrid embedding is no candidate
+	for _, space := range spaces() {
+		q := vec(s.cfg.Dim(space), 77)
+		got, err := st.NearestCapabilities(context.Background(), space, q, 100)
+		require.NoError(t, err)
+		assertNeighbors(t, bruteForce(vecs[space], q), got) // 12: the row without an embedding in space is no candidate
+	}
 }
 
-func (s *suite) nearestWrongDim(t *testing.T) {
+// nearestBadQuery: an unknown space, and a query of another space's
+// dimension, with NaN, or zero, are record errors.
+func (s *suite) nearestBadQuery(t *testing.T) {
 	st, _ := s.annStore(t)
 	ctx := context.Background()
-	_, err := st.NearestCapabilities(ctx, vec(s.cfg.HybridDim+1, 1), 3)
-	assert.Error(t, err, "query of the wrong dimension")
-	q := vec(s.cfg.HybridDim, 1)
-	q[0] = float32(math.NaN())
-	_, err = st.NearestCapabilities(ctx, q, 3)
-	assert.Error(t, err, "query with NaN")
+	for _, space := range spaces() {
+		_, err := st.NearestCapabilities(ctx, space, vec(s.cfg.Dim(space)+1, 1), 3)
+		requireRecordError(t, err, "ann query", string(space))
+		q := vec(s.cfg.Dim(space), 1)
+		q[0] = float32(math.NaN())
+		_, err = st.NearestCapabilities(ctx, space, q, 3)
+		requireRecordError(t, err, "ann query", string(space))
+		_, err = st.NearestCapabilities(ctx, space, make([]float32, s.cfg.Dim(space)), 3)
+		requireRecordError(t, err, "ann query", string(space))
+	}
+	_, err := st.NearestCapabilities(ctx, "graph", vec(s.cfg.TextDim, 1), 3)
+	rerrs := recordErrors(err)
+	require.NotEmpty(t, rerrs, "unknown space: want a record error, got %v", err)
+	assert.Equal(t, "space", rerrs[0].Field)
 }
 
 func (s *suite) intentFeatures(t *testing.T) {

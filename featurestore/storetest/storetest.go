@@ -22,6 +22,11 @@
 //     assigns are positive and distinct.
 //   - CapabilityFeatures, IntentFeatures and Embedding report a missing row
 //     as a *featurestore.NotFoundError.
+//   - NearestCapabilities is exact at the suite's sizes, in both spaces
+//     (an index, if any, must find the true neighbours of a dozen rows),
+//     sees rows written after earlier searches, and reports a bad query
+//     (space, dimension, NaN, zero vector) as a *featurestore.RecordError
+//     of kind "ann query" whose ID is the space.
 //   - A bad feature row, intent-features row or cached embedding is a
 //     *featurestore.RecordError (alone or inside featurestore.ValidationErrors)
 //     naming the record, and nothing of that call is written; so is a feature
@@ -66,7 +71,7 @@ func Run(t *testing.T, cfg featurestore.Config, newStore func(t *testing.T) feat
 		{"FeaturesNotFound", s.featuresNotFound},
 		{"NearestExact", s.nearestExact},
 		{"NearestKLargerThanRows", s.nearestKLarger},
-		{"NearestWrongDimension", s.nearestWrongDim},
+		{"NearestBadQuery", s.nearestBadQuery},
 		{"IntentFeatures", s.intentFeatures},
 		{"EmbeddingCache", s.embeddingCache},
 		{"AppendExperiences", s.appendExperiences},

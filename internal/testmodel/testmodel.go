@@ -202,7 +202,8 @@ func Store(t testing.TB, path string, o StoreOptions) *embedded.Store {
 	require.NoError(t, st.WriteDataset(ctx, &featurestore.Dataset{Tools: o.Tools, Capabilities: o.Caps}))
 	rows := make([]featurestore.CapabilityFeatures, len(o.Caps))
 	for i, cp := range o.Caps {
-		rows[i] = featurestore.CapabilityFeatures{CapabilityID: cp.ID, HybridEmbedding: Unit(o.Rand, o.Dim), FeatureVersion: o.FeatureVersion, ComputedAt: time.Now()}
+		rows[i] = featurestore.CapabilityFeatures{CapabilityID: cp.ID, TextEmbedding: Unit(o.Rand, o.Dim), HybridEmbedding: Unit(o.Rand, o.Dim),
+			FeatureVersion: o.FeatureVersion, ComputedAt: time.Now()}
 	}
 	require.NoError(t, st.UpsertCapabilityFeatures(ctx, rows))
 	return st

@@ -135,25 +135,35 @@ func (ix *Index) Features(text string, intent []float32, caps []int) ([]float64,
 			caps[i] = i
 		}
 	}
-	capScores := ix.caps.Scores(text, nil)
-	toolScores := ix.tools.Scores(text, nil)
-	cos := make([]float64, len(ix.toolEmb)) // computed lazily: NaN = not yet
-	for i := range cos {
-		cos[i] = math.NaN()
-	}
-	out := make([]float64, len(caps)*F)
-	for r, c := range caps {
+	for _, c := range caps {
 		if c < 0 || c >= ix.Len() {
 			return nil, &Error{Reason: fmt.Sprintf("capability index %d out of range [0,%d)", c, ix.Len())}
 		}
+	}
+	capScores := ix.caps.Scores(text, nil)
+	toolScores := ix.tools.Scores(text, nil)
+	// The tool cosines are most of a request's cost at D = 1,024, and they
+	// are bound by memory, not arithmetic: each tool's embedding is read
+	// once, in index order (the rows are usually one contiguous block, which
+	// the hardware prefetcher streams), and only for tools of a candidate.
+	need := make([]bool, len(ix.toolEmb))
+	for _, c := range caps {
+		for _, t := range ix.capTools[c] {
+			need[t] = true
+		}
+	}
+	cos := make([]float64, len(ix.toolEmb))
+	x := blas32.Vector{N: len(intent), Data: intent, Inc: 1}
+	for t, ok := range need {
+		if ok {
+			cos[t] = float64(blas32.Dot(blas32.Vector{N: len(intent), Data: ix.toolEmb[t], Inc: 1}, x))
+		}
+	}
+	out := make([]float64, len(caps)*F)
+	for r, c := range caps {
 		bestBM, bestCos := 0.0, math.Inf(-1)
 		for _, t := range ix.capTools[c] {
 			bestBM = max(bestBM, toolScores[t])
-			if math.IsNaN(cos[t]) {
-				// blas32's Sdot runs gonum's SIMD kernel: the tool cosines
-				// are most of a request's evidence cost at D = 1024.
-				cos[t] = float64(blas32.Dot(blas32.Vector{N: len(intent), Data: ix.toolEmb[t], Inc: 1}, blas32.Vector{N: len(intent), Data: intent, Inc: 1}))
-			}
 			bestCos = max(bestCos, cos[t])
 		}
 		if math.IsInf(bestCos, -1) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/capflow/capflow/featurestore"
@@ -114,5 +115,79 @@ func TestRankMatchesGo(t *testing.T) {
 	ranked, err := o.Rank(context.Background(), q)
 	if err != nil || len(ranked) != 5 {
 		t.Fatalf("other catalog: %v %v", ranked, err)
+	}
+}
+
+// TestCandidateSubsets: a candidate's score does not depend on which other
+// capabilities are ranked with it, whether the ranker gathers the
+// candidates' rows (a few candidates) or scores the whole catalog and picks
+// them (most of it).
+func TestCandidateSubsets(t *testing.T) {
+	lib := testenv.ORTLibrary(t)
+	const d = 16
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := testmodel.Package(t, testmodel.PackageOptions{Dim: d, Seed: 3, InitNoise: 0.2, Rand: rng})
+	r, err := ranker.Open(context.Background(), p.Dir, p.Tools, p.Caps, ranker.Options{ORTLibrary: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	x := testmodel.Unit(rng, d)
+	q := ranker.Query{Text: "weather for my flight", Embedding: x, ContextTools: []string{"tool1"}}
+	all, err := r.Rank(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for _, s := range all {
+		want[s.ID] = s.Score
+	}
+	ids := r.Capabilities()
+	if len(ids) < 4 {
+		t.Fatalf("catalog of %d capabilities is too small for this test", len(ids))
+	}
+	for _, n := range []int{1, 2, len(ids)/2 - 1, len(ids) / 2, len(ids) - 1, len(ids)} {
+		for range 5 {
+			perm := rng.Perm(len(ids))[:n]
+			q.Candidates = make([]string, n)
+			for j, i := range perm {
+				q.Candidates[j] = ids[i]
+			}
+			got, err := r.Rank(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != n {
+				t.Fatalf("%d candidates, %d ranked", n, len(got))
+			}
+			for i, s := range got {
+				if math.Abs(s.Score-want[s.ID]) > 1e-5 {
+					t.Fatalf("n=%d: %s scores %v, %v in the whole catalog", n, s.ID, s.Score, want[s.ID])
+				}
+				if i > 0 && s.Score > got[i-1].Score {
+					t.Fatalf("n=%d: not sorted best first", n)
+				}
+			}
+		}
+	}
+	// A capability listed twice is ranked twice, with one score.
+	for _, cands := range [][]string{{ids[2], ids[0], ids[2]}, append(slices.Clone(ids), ids[2])} {
+		q.Candidates = cands
+		got, err := r.Rank(context.Background(), q)
+		if err != nil || len(got) != len(cands) {
+			t.Fatalf("duplicates: %v %v", got, err)
+		}
+		n := 0
+		for _, s := range got {
+			if s.ID == ids[2] {
+				n++
+				if math.Abs(s.Score-want[s.ID]) > 1e-5 {
+					t.Fatalf("duplicate %s scores %v, want %v", s.ID, s.Score, want[s.ID])
+				}
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%s listed twice, ranked %d times", ids[2], n)
+		}
 	}
 }

@@ -15,8 +15,9 @@ const (
 	InputIntent      = "intent"       // [batch, D]
 	InputEvidence    = "evidence"     // [batch, candidates, F]
 	InputContext     = "context"      // [batch, context, D]
+	InputContextKeys = "context_keys" // [batch, context, D], the tools' attention keys (Projection.Context)
 	InputContextMask = "context_mask" // [batch, context], 1 = real tool, 0 = padding
-	InputCandidates  = "candidates"   // [candidates, D], the keys W_k·e_c
+	InputCandidates  = "candidates"   // [candidates, D], the keys in query space (Projection.Candidates)
 	InputReliability = "reliability"  // [candidates], factor r_c > 0
 	OutputScores     = "scores"       // [batch, candidates]
 )
@@ -26,15 +27,19 @@ const (
 const maskedLogit = 1e9
 
 const scorerDoc = `capflow SHGAT request-time scorer (models/shgat Scorer), row-vector convention.
-Inputs (float32): intent [batch,D]; context [batch,context,D]; context_mask [batch,context] (1 = real tool, 0 = padding);
-candidates [candidates,D] (capability keys W_k·e_c); reliability [candidates] (r_c > 0);
-evidence [batch,candidates,F] (evidence features per candidate, 0 when none). Output: scores [batch,candidates].
+Inputs (float32): intent [batch,D]; context [batch,context,D] (tool representations t_j);
+context_keys [batch,context,D] (attention keys κ_j = CtxQ·t_j/√D); context_mask [batch,context] (1 = real tool, 0 = padding);
+candidates [candidates,D] (capability keys in query space k'_c = Wq·k_c/(Heads·√HeadDim), k_c = W_k·e_c);
+reliability [candidates] (r_c > 0); evidence [batch,candidates,F] (evidence features per candidate, 0 when none).
+Output: scores [batch,candidates].
   x     = InputScale·intent
-  s_j   = x·ctx_q·t_j + (mask_j − 1)·1e9          ctx_q = CtxQ/√D
+  s_j   = x·κ_j + (mask_j − 1)·1e9
   α     = softmax_j(s) ⊙ mask                      all padding → α = 0
   x'    = x + σ(CtxGate)·Σ_j α_j t_j
-  raw_c = x'·w_q·k_c + evidence_c·w_e              w_q = Wq/(Heads·√HeadDim), w_e the F evidence weights
-  score = raw·r if raw ≥ 0 else raw/r`
+  raw_c = x'·k'_c + evidence_c·w_e                 w_e the F evidence weights
+  score = raw·r if raw ≥ 0 else raw/r
+The D×D projections are folded into the keys once per model version (shgat.Scorer.Project), so a request reads
+no D×D weight matrix.`
 
 // ScorerError says why a Scorer cannot be exported.
 type ScorerError struct {
@@ -67,15 +72,6 @@ func checkScorer(s *Scorer) error {
 	case s.Heads*s.HeadDim != s.Dim:
 		return &ScorerError{Field: "Heads·HeadDim", Reason: fmt.Sprintf("is %d·%d = %d, want Dim = %d", s.Heads, s.HeadDim, s.Heads*s.HeadDim, s.Dim)}
 	}
-	dd := s.Dim * s.Dim
-	for _, w := range []struct {
-		name string
-		v    []float64
-	}{{"Wq", s.Wq}, {"CtxQ", s.CtxQ}} {
-		if len(w.v) != dd {
-			return &ScorerError{Field: w.name, Reason: fmt.Sprintf("has %d values, want Dim·Dim = %d", len(w.v), dd)}
-		}
-	}
 	for _, f := range []struct {
 		name string
 		v    float64
@@ -87,6 +83,21 @@ func checkScorer(s *Scorer) error {
 	for i, w := range s.Evidence {
 		if !finite32(w) {
 			return &ScorerError{Field: fmt.Sprintf("Evidence[%d]", i), Reason: fmt.Sprintf("is %v, not a finite float32", w)}
+		}
+	}
+	dd := s.Dim * s.Dim
+	for _, w := range []struct {
+		name  string
+		v     []float64
+		scale float64
+	}{{"Wq", s.Wq, s.Scale}, {"CtxQ", s.CtxQ, s.CtxScale}} {
+		if len(w.v) != dd {
+			return &ScorerError{Field: w.name, Reason: fmt.Sprintf("has %d values, want Dim·Dim = %d", len(w.v), dd)}
+		}
+		// The graph does not hold them (Project folds them into the
+		// catalog), but a scorer they make unusable is not exported.
+		if _, err := scaled32(w.name, w.v, w.scale); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -125,20 +136,13 @@ func ExportScorer(s *Scorer) (*onnxgraph.Model, error) {
 	if err := checkScorer(s); err != nil {
 		return nil, err
 	}
-	ctxQ, err := scaled32("CtxQ", s.CtxQ, s.CtxScale*s.inputScale())
-	if err != nil {
-		return nil, err
-	}
-	wQ, err := scaled32("Wq", s.Wq, s.Scale)
-	if err != nil {
-		return nil, err
-	}
 	d := int64(s.Dim)
 
 	g := onnxgraph.New("shgat_scorer")
 	g.Doc(scorerDoc)
 	x := g.Input(InputIntent, onnxgraph.Float, "batch", d)
 	tools := g.Input(InputContext, onnxgraph.Float, "batch", "context", d)
+	ctxKeys := g.Input(InputContextKeys, onnxgraph.Float, "batch", "context", d)
 	mask := g.Input(InputContextMask, onnxgraph.Float, "batch", "context")
 	keys := g.Input(InputCandidates, onnxgraph.Float, "candidates", d)
 	rel := g.Input(InputReliability, onnxgraph.Float, "candidates")
@@ -146,29 +150,25 @@ func ExportScorer(s *Scorer) (*onnxgraph.Model, error) {
 	ev := g.Input(InputEvidence, onnxgraph.Float, "batch", "candidates", nf)
 	ew := g.Initializer("evidence_weights", []int64{nf}, to32(s.Evidence))
 	g.Output(OutputScores, onnxgraph.Float, "batch", "candidates")
-	ctxQName := g.Initializer("ctx_q", []int64{d, d}, ctxQ)
-	wQName := g.Initializer("w_q", []int64{d, d}, wQ)
 	op := func(name string, inputs ...string) string { return g.Op(name, inputs) }
 
 	// Context attention, kept as [B,C,1] so the mask and the weights
 	// broadcast over D without reshapes.
-	axis2 := g.IntVector(2)
-	u := op("Unsqueeze", op("MatMul", x, ctxQName), axis2) // [B,D,1]
-	logits := op("MatMul", tools, u)                       // [B,C,1]
-	m := op("Unsqueeze", mask, axis2)                      // [B,C,1]
-	penalty := op("Mul", op("Sub", m, g.FloatScalar(1)), g.FloatScalar(maskedLogit))
-	soft := g.Op("Softmax", []string{op("Add", logits, penalty)}, onnxgraph.AttrInt("axis", 1))
-	alpha := op("Mul", soft, m)
-	pooled := g.Op("ReduceSum", []string{op("Mul", tools, alpha), g.IntVector(1)}, onnxgraph.AttrInt("keepdims", 0)) // [B,D]
 	xs := x
 	if s.inputScale() != 1 {
 		xs = op("Mul", x, g.FloatScalar(float32(s.inputScale())))
 	}
+	axis2 := g.IntVector(2)
+	logits := op("MatMul", ctxKeys, op("Unsqueeze", xs, axis2)) // [B,C,D]·[B,D,1] → [B,C,1]
+	m := op("Unsqueeze", mask, axis2)                           // [B,C,1]
+	penalty := op("Mul", op("Sub", m, g.FloatScalar(1)), g.FloatScalar(maskedLogit))
+	soft := g.Op("Softmax", []string{op("Add", logits, penalty)}, onnxgraph.AttrInt("axis", 1))
+	alpha := op("Mul", soft, m)
+	pooled := g.Op("ReduceSum", []string{op("Mul", tools, alpha), g.IntVector(1)}, onnxgraph.AttrInt("keepdims", 0)) // [B,D]
 	xq := op("Add", xs, op("Mul", pooled, g.FloatScalar(float32(sigmoid(s.CtxGate)))))
 
-	q := op("MatMul", xq, wQName)                                          // [B,D]
-	raw := g.Op("Gemm", []string{q, keys}, onnxgraph.AttrInt("transB", 1)) // [B,N]
-	raw = op("Add", raw, op("MatMul", ev, ew))                             // [B,N,F]·[F] → [B,N]
+	raw := g.Op("Gemm", []string{xq, keys}, onnxgraph.AttrInt("transB", 1)) // [B,N]
+	raw = op("Add", raw, op("MatMul", ev, ew))                              // [B,N,F]·[F] → [B,N]
 	nonNeg := op("GreaterOrEqual", raw, g.FloatScalar(0))
 	g.Node("Where", []string{nonNeg, op("Mul", raw, rel), op("Div", raw, rel)}, []string{OutputScores})
 

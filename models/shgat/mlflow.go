@@ -86,8 +86,10 @@ func WriteMLflowModel(dir string, m *Model, cat *Catalog, opts PackageOptions) e
 }
 
 // inputExample builds a request of real catalog rows: one intent, two
-// context tools (the second masked out), the first five capabilities with
-// a spread of evidence values; it returns the example and Go's scores.
+// context slots (the catalog's first tool, then a masked-out slot), the
+// catalog's first five capabilities with a spread of evidence values; it
+// returns the example and Go's scores. ReadMLflowModel relies on the rows
+// being the catalog's first ones.
 func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmodel.Tensor, []float32, error) {
 	d := cat.Dim
 	n := min(5, len(cat.CapabilityIDs))
@@ -116,6 +118,16 @@ func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmode
 	x := to32(intent)
 	keys := cat.Keys[:n*d]
 	rel := cat.Reliability[:n]
+	// The example feeds the ONNX scorer, so it holds the projected rows;
+	// Go's reference scores the raw ones.
+	candidates, err := sc.ProjectKeys(keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctxKeys, err := sc.ProjectContext(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	nf := len(sc.Evidence)
 	ev := make([]float32, n*nf) // a spread of evidence, so the example exercises the fusion
 	for j := range ev {
@@ -129,8 +141,9 @@ func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmode
 	return map[string]mlmodel.Tensor{
 		InputIntent:      {Shape: []int64{1, int64(d)}, Data: x},
 		InputContext:     {Shape: []int64{1, 2, int64(d)}, Data: ctx},
+		InputContextKeys: {Shape: []int64{1, 2, int64(d)}, Data: ctxKeys},
 		InputContextMask: {Shape: []int64{1, 2}, Data: mask},
-		InputCandidates:  {Shape: []int64{int64(n), int64(d)}, Data: keys},
+		InputCandidates:  {Shape: []int64{int64(n), int64(d)}, Data: candidates},
 		InputReliability: {Shape: []int64{int64(n)}, Data: rel},
 		InputEvidence:    {Shape: []int64{1, int64(n), int64(nf)}, Data: ev},
 	}, to32(got), nil
@@ -193,15 +206,39 @@ func ReadMLflowModel(dir string) (*Package, error) {
 	if ex == nil {
 		return nil, bad("no input example")
 	}
+	// The example is the catalog's first rows, projected (inputExample):
+	// the checkpoint's scorer must give the stored scores on the raw rows,
+	// and its projection of them must be what the example holds.
+	d, sc := m.Config.Dim, m.Scorer()
+	n := len(ex[InputCandidates].Data) / d
+	if n > len(cat.CapabilityIDs) || len(ex[InputContext].Data) != len(ex[InputContextKeys].Data) {
+		return nil, bad("the input example does not match the catalog's first rows")
+	}
+	keys := cat.Keys[:n*d]
+	for _, pr := range []struct {
+		name      string
+		raw, want []float32
+		project   func([]float32) ([]float32, error)
+	}{{InputCandidates, keys, ex[InputCandidates].Data, sc.ProjectKeys}, {InputContextKeys, ex[InputContext].Data, ex[InputContextKeys].Data, sc.ProjectContext}} {
+		got, err := pr.project(pr.raw)
+		if err != nil {
+			return nil, bad("input example: %v", err)
+		}
+		for i, v := range got {
+			if math.Abs(float64(v-pr.want[i])) > 1e-4*math.Max(1, math.Abs(float64(v))) {
+				return nil, bad("input example %s[%d] is %v, the checkpoint projects the catalog's row to %v", pr.name, i, pr.want[i], v)
+			}
+		}
+	}
 	var ctxRows [][]float64
 	c := ex[InputContextMask].Shape[len(ex[InputContextMask].Shape)-1]
 	for j := range int(c) {
 		if ex[InputContextMask].Data[j] == 1 {
-			ctxRows = append(ctxRows, to64(ex[InputContext].Data[j*m.Config.Dim:(j+1)*m.Config.Dim]))
+			ctxRows = append(ctxRows, to64(ex[InputContext].Data[j*d:(j+1)*d]))
 		}
 	}
-	got, err := m.Scorer().Score(Request{Intent: to64(ex[InputIntent].Data), Context: ctxRows, Evidence: to64(ex[InputEvidence].Data)},
-		to64(ex[InputCandidates].Data), to64(ex[InputReliability].Data))
+	got, err := sc.Score(Request{Intent: to64(ex[InputIntent].Data), Context: ctxRows, Evidence: to64(ex[InputEvidence].Data)},
+		to64(keys), to64(ex[InputReliability].Data))
 	if err != nil {
 		return nil, bad("input example: %v", err)
 	}

@@ -79,7 +79,7 @@ func TestMLflowModelORT(t *testing.T) {
 	}
 	defer s.Close()
 	ex := p.Folder.Example
-	got, err := s.Score(Batch{B: 1, C: 2, N: 5, Intent: ex[InputIntent].Data, Context: ex[InputContext].Data,
+	got, err := s.Score(Batch{B: 1, C: 2, N: 5, Intent: ex[InputIntent].Data, Context: ex[InputContext].Data, ContextKeys: ex[InputContextKeys].Data,
 		ContextMask: ex[InputContextMask].Data, Candidates: ex[InputCandidates].Data, Reliability: ex[InputReliability].Data,
 		Evidence: ex[InputEvidence].Data})
 	if err != nil {

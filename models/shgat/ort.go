@@ -76,6 +76,7 @@ func scorerIO() (inputs []ioSpec, output ioSpec) {
 	return []ioSpec{
 		{InputIntent, []int64{-1, 0}},
 		{InputContext, []int64{-1, -1, 0}},
+		{InputContextKeys, []int64{-1, -1, 0}},
 		{InputContextMask, []int64{-1, -1}},
 		{InputCandidates, []int64{-1, 0}},
 		{InputReliability, []int64{-1}},
@@ -171,7 +172,7 @@ func OpenORT(ctx context.Context, path string, opts ORTOptions) (*ORTScorer, err
 	// declarations alone do not. Distinct sizes catch mixed-up axes.
 	const pb, pc, pn = 2, 3, 5
 	if _, err := s.Score(Batch{B: pb, C: pc, N: pn, Intent: make([]float32, pb*dim), Context: make([]float32, pb*pc*dim),
-		ContextMask: make([]float32, pb*pc), Candidates: make([]float32, pn*dim), Reliability: []float32{1, 1, 1, 1, 1},
+		ContextKeys: make([]float32, pb*pc*dim), ContextMask: make([]float32, pb*pc), Candidates: make([]float32, pn*dim), Reliability: []float32{1, 1, 1, 1, 1},
 		Evidence: make([]float32, pb*pn*nf)}); err != nil {
 		s.Close()
 		return nil, &ModelError{Path: path, Reason: "a test request fails", Err: err}
@@ -271,9 +272,10 @@ func (s *ORTScorer) Close() error {
 type Batch struct {
 	B, C, N     int       // requests, context slots per request, candidates
 	Intent      []float32 // [B×D]
-	Context     []float32 // [B×C×D]: pad requests with fewer tools to C
+	Context     []float32 // [B×C×D]: tool representations; pad requests with fewer tools to C
+	ContextKeys []float32 // [B×C×D]: the same tools' attention keys (Projection.Context)
 	ContextMask []float32 // [B×C]: 1 = real tool, 0 = padding
-	Candidates  []float32 // [N×D]: the capability keys
+	Candidates  []float32 // [N×D]: the capability keys in query space (Projection.Candidates)
 	Reliability []float32 // [N]
 	Evidence    []float32 // [B×N×F]; nil: no evidence (zeros)
 }
@@ -302,6 +304,8 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 		return nil, bad(InputIntent, "has %d values, want b·D = %d·%d = %d", len(in.Intent), b, d, b*d)
 	case len(in.Context) != b*c*d:
 		return nil, bad(InputContext, "has %d values, want b·c·D = %d·%d·%d = %d", len(in.Context), b, c, d, b*c*d)
+	case len(in.ContextKeys) != b*c*d:
+		return nil, bad(InputContextKeys, "has %d values, want b·c·D = %d·%d·%d = %d", len(in.ContextKeys), b, c, d, b*c*d)
 	case len(in.ContextMask) != b*c:
 		return nil, bad(InputContextMask, "has %d values, want b·c = %d·%d = %d", len(in.ContextMask), b, c, b*c)
 	case len(in.Candidates) != n*d:
@@ -342,6 +346,7 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 	}{
 		{in.Intent, ort.NewShape(b64, d64)},
 		{in.Context, ort.NewShape(b64, c64, d64)},
+		{in.ContextKeys, ort.NewShape(b64, c64, d64)},
 		{in.ContextMask, ort.NewShape(b64, c64)},
 		{in.Candidates, ort.NewShape(n64, d64)},
 		{in.Reliability, ort.NewShape(n64)},
@@ -361,7 +366,7 @@ func (s *ORTScorer) Score(in Batch) ([]float32, error) {
 	if s.closed {
 		return nil, ErrORTClosed
 	}
-	if err := s.sess.Run(values[:6], values[6:]); err != nil {
+	if err := s.sess.Run(values[:7], values[7:]); err != nil {
 		return nil, fmt.Errorf("shgat: ORT scorer %s: %w", s.path, err)
 	}
 	return out, nil

@@ -124,8 +124,17 @@ func ortParity(t *testing.T, heads, headDim int, identity bool, requests int) {
 				ev32 = append32(ev32, reqs[r].Evidence)
 			}
 		}
-		got, err := ortS.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent32, Context: ctx32, ContextMask: mask32,
-			Candidates: append32(nil, keys), Reliability: append32(nil, rel), Evidence: ev32})
+		// ORT takes the projected rows (Scorer.Project); Go scores the raw ones.
+		ctxKeys32, err := s.ProjectContext(ctx32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys32, err := s.ProjectKeys(append32(nil, keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ortS.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent32, Context: ctx32, ContextKeys: ctxKeys32, ContextMask: mask32,
+			Candidates: keys32, Reliability: append32(nil, rel), Evidence: ev32})
 		if err != nil {
 			t.Fatalf("request %d (b=%d c=%d n=%d): ORT Score: %v", i, b, c, n, err)
 		}
@@ -172,6 +181,7 @@ func contractInputs(d int) []fakeInput {
 	return []fakeInput{
 		{shgat.InputIntent, onnxgraph.Float, []any{"batch", d}},
 		{shgat.InputContext, onnxgraph.Float, []any{"batch", "context", d}},
+		{shgat.InputContextKeys, onnxgraph.Float, []any{"batch", "context", d}},
 		{shgat.InputContextMask, onnxgraph.Float, []any{"batch", "context"}},
 		{shgat.InputCandidates, onnxgraph.Float, []any{"candidates", d}},
 		{shgat.InputReliability, onnxgraph.Float, []any{"candidates"}},
@@ -232,18 +242,18 @@ func TestOpenORTRejectsBadModels(t *testing.T) {
 		want       string // in the error message
 	}{
 		{"wrong D", writeScorer(t, exportTestScorer(rng, 2, 16, false)), d, `input "intent" has D=32, want D=64`},
-		{"missing input", edit(func(in []fakeInput) []fakeInput { return in[:4] }), 0, `missing input "reliability"`},
+		{"missing input", edit(func(in []fakeInput) []fakeInput { return in[:5] }), 0, `missing input "reliability"`},
 		{"extra input", edit(func(in []fakeInput) []fakeInput {
 			return append(in, fakeInput{"temperature", onnxgraph.Float, []any{1}})
 		}), 0, `unexpected input "temperature"`},
-		{"wrong dtype", edit(func(in []fakeInput) []fakeInput { in[2].typ = onnxgraph.Int64; return in }), 0, `input "context_mask" is`},
-		{"double reliability", edit(func(in []fakeInput) []fakeInput { in[4].typ = onnxgraph.Double; return in }), 0, "want a float32 tensor"},
+		{"wrong dtype", edit(func(in []fakeInput) []fakeInput { in[3].typ = onnxgraph.Int64; return in }), 0, `input "context_mask" is`},
+		{"double reliability", edit(func(in []fakeInput) []fakeInput { in[5].typ = onnxgraph.Double; return in }), 0, "want a float32 tensor"},
 		{"fixed batch", edit(func(in []fakeInput) []fakeInput { in[0].dims = []any{1, d}; return in }), 0, `input "intent" axis 0 (batch) is fixed at 1`},
-		{"fixed candidates", edit(func(in []fakeInput) []fakeInput { in[4].dims = []any{300}; return in }), 0, `axis 0 (candidates) is fixed at 300`},
-		{"wrong rank", edit(func(in []fakeInput) []fakeInput { in[4].dims = []any{"candidates", 1}; return in }), 0, `input "reliability" has rank 2`},
+		{"fixed candidates", edit(func(in []fakeInput) []fakeInput { in[5].dims = []any{300}; return in }), 0, `axis 0 (candidates) is fixed at 300`},
+		{"wrong rank", edit(func(in []fakeInput) []fakeInput { in[5].dims = []any{"candidates", 1}; return in }), 0, `input "reliability" has rank 2`},
 		{"inconsistent D", edit(func(in []fakeInput) []fakeInput { in[1].dims = []any{"batch", "context", 32}; return in }), 0, `input "context" has D=32 but intent has D=64`},
 		{"dynamic D", edit(func(in []fakeInput) []fakeInput {
-			in[0].dims, in[1].dims, in[3].dims = []any{"batch", "d"}, []any{"batch", "context", "d"}, []any{"candidates", "d"}
+			in[0].dims, in[1].dims, in[2].dims, in[4].dims = []any{"batch", "d"}, []any{"batch", "context", "d"}, []any{"batch", "context", "d"}, []any{"candidates", "d"}
 			return in
 		}), 0, `input "intent" axis 1 (D) is dynamic`},
 		{"missing output", writeFakeScorer(t, contractInputs(d), "logits", false), 0, `missing output "scores"`},
@@ -311,7 +321,7 @@ func TestORTScoreRejectsBadInputs(t *testing.T) {
 	const b, c, n = 2, 3, 5
 	type args = shgat.Batch
 	ok := func() args {
-		return args{B: b, C: c, N: n, Intent: f(b * d), Context: f(b * c * d), ContextMask: f(b * c), Candidates: f(n * d),
+		return args{B: b, C: c, N: n, Intent: f(b * d), Context: f(b * c * d), ContextKeys: f(b * c * d), ContextMask: f(b * c), Candidates: f(n * d),
 			Reliability: f(n), Evidence: f(b * n * 3)}
 	}
 	if _, err := s.Score(ok()); err != nil {
@@ -328,6 +338,7 @@ func TestORTScoreRejectsBadInputs(t *testing.T) {
 		{"b disagrees", shgat.InputIntent, func(a *args) { a.B = 3 }},
 		{"c disagrees", shgat.InputContext, func(a *args) { a.C = 2 }},
 		{"long context", shgat.InputContext, func(a *args) { a.Context = append(a.Context, 0) }},
+		{"short context keys", shgat.InputContextKeys, func(a *args) { a.ContextKeys = a.ContextKeys[1:] }},
 		{"short mask", shgat.InputContextMask, func(a *args) { a.ContextMask = a.ContextMask[:5] }},
 		{"n disagrees", shgat.InputCandidates, func(a *args) { a.N = 4 }},
 		{"short reliability", shgat.InputReliability, func(a *args) { a.Reliability = a.Reliability[:4] }},
@@ -354,7 +365,7 @@ func TestORTScoreRejectsBadInputs(t *testing.T) {
 	if got, err := s.Score(shgat.Batch{C: c, N: n, Candidates: f(n * d), Reliability: f(n)}); err != nil || len(got) != 0 {
 		t.Errorf("b=0: %v, %v", got, err)
 	}
-	if got, err := s.Score(shgat.Batch{B: b, C: c, Intent: f(b * d), Context: f(b * c * d), ContextMask: f(b * c)}); err != nil || len(got) != 0 {
+	if got, err := s.Score(shgat.Batch{B: b, C: c, Intent: f(b * d), Context: f(b * c * d), ContextKeys: f(b * c * d), ContextMask: f(b * c)}); err != nil || len(got) != 0 {
 		t.Errorf("n=0: %v, %v", got, err)
 	}
 }
@@ -373,7 +384,7 @@ func TestORTScoreConcurrentAndClose(t *testing.T) {
 	for i := range rel {
 		rel[i] = 0.5 + rng.Float32()
 	}
-	want, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextMask: mask, Candidates: cands, Reliability: rel})
+	want, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextKeys: ctx, ContextMask: mask, Candidates: cands, Reliability: rel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +393,7 @@ func TestORTScoreConcurrentAndClose(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 25 {
-				got, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextMask: mask, Candidates: cands, Reliability: rel})
+				got, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextKeys: ctx, ContextMask: mask, Candidates: cands, Reliability: rel})
 				if err != nil {
 					errs <- err
 					return
@@ -407,7 +418,7 @@ func TestORTScoreConcurrentAndClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextMask: mask, Candidates: cands, Reliability: rel}); !errors.Is(err, shgat.ErrORTClosed) {
+	if _, err := s.Score(shgat.Batch{B: b, C: c, N: n, Intent: intent, Context: ctx, ContextKeys: ctx, ContextMask: mask, Candidates: cands, Reliability: rel}); !errors.Is(err, shgat.ErrORTClosed) {
 		t.Errorf("Score after Close: %v, want ErrORTClosed", err)
 	}
 }

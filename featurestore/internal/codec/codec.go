@@ -7,7 +7,7 @@
 // 1024), which is 8.4 KB as little-endian float32 against ~20 KB as JSON
 // text, and decoding is a copy instead of float parsing — it matters for a
 // 1,000-row MGET on the cache's request path and for the embedded store's
-// nearest-neighbour scan, which loads every hybrid embedding.
+// nearest-neighbour scan, which loads every text or hybrid embedding.
 //
 // Layout: a version byte, a kind byte, then the record's fields in a fixed
 // order. The version lets a later layout refuse (or still read) this one; the
@@ -101,6 +101,15 @@ func FeaturesHybrid(b []byte) ([]float32, error) {
 	d.take(d.uvarint()) // capability id
 	d.vecBytes()        // text
 	d.vecBytes()        // n2v
+	v := d.vec()
+	return v, d.err
+}
+
+// FeaturesText decodes only the text embedding of a value of
+// EncodeFeatures, for the nearest-neighbour scan, as FeaturesHybrid does.
+func FeaturesText(b []byte) ([]float32, error) {
+	d := newDecoder(kindFeatures, b)
+	d.take(d.uvarint()) // capability id
 	v := d.vec()
 	return v, d.err
 }

@@ -86,6 +86,32 @@ func TestFeaturesHybrid(t *testing.T) {
 	assert.ErrorIs(t, err, ErrCorrupt, "another kind")
 }
 
+func TestFeaturesText(t *testing.T) {
+	r := features()
+	b := EncodeFeatures(&r)
+	v, err := FeaturesText(b)
+	require.NoError(t, err)
+	assert.Equal(t, r.TextEmbedding, v)
+
+	r.TextEmbedding = nil
+	v, err = FeaturesText(EncodeFeatures(&r))
+	require.NoError(t, err)
+	assert.Nil(t, v)
+
+	// A cut before the text embedding's end is an error; the fields after
+	// it are not read.
+	for i := range b {
+		v, err := FeaturesText(b[:i])
+		if err == nil {
+			assert.Equal(t, features().TextEmbedding, v, "truncated at %d", i)
+		} else {
+			assert.ErrorIs(t, err, ErrCorrupt, "truncated at %d", i)
+		}
+	}
+	_, err = FeaturesText(EncodeVector([]float32{1, 2}))
+	assert.ErrorIs(t, err, ErrCorrupt, "another kind")
+}
+
 func TestIntentRoundTrip(t *testing.T) {
 	for _, tools := range [][]string{nil, {}, {"t.a", "", "t.b"}} {
 		f := featurestore.IntentFeatures{IntentHash: "h1", Embedding: []float32{1, 2}, ContextTools: tools,
