@@ -26,16 +26,23 @@
 // (the onnx pyfunc flavor, uvicorn, MLflow's default worker count) from
 // the venv. The pyfunc has no catalog, so its /invocations body carries the
 // tensors capflow looks up or computes itself: intent [1,D], the context
-// tool's representation [1,1,D] and mask [1,1], the N candidate keys [N,D],
+// tool's representation and attention key [1,1,D] and mask [1,1], the N
+// candidate keys [N,D] (the model's shgat.Projection rows),
 // reliability [N] and the evidence [1,N,3]. The scorer does the same work
 // on the same inputs; the body is N×D floats of JSON more. One request to
 // each server checks that both return the same scores before timing.
 //
-// Both are measured the same way: a 3 s warm-up of 8 concurrent clients
+// Both are measured the same way: a 3 s warm-up of -c concurrent clients
 // (which waits for its last responses, so the server starts idle), then
-// wrk -t2 -c8 -d10s --latency with scripts/bench_serve_wrk.lua POSTing one
+// wrk -t2 -c<CPUs> -d10s --latency with scripts/bench_serve_wrk.lua POSTing one
 // body file; its Requests/sec and Latency Distribution 50%/99% are printed.
 // wrk, the server and (for mlflow) its workers share the machine.
+//
+// One connection per CPU (2 on the dev VM): the server always has a
+// request to work on and requests do not queue, so the latency is the
+// service time under full load. With more connections than
+// CPUs a closed-loop client measures queueing instead: latency ≈ c / rps
+// (Little's law) whatever the server does; -c 8 shows that regime.
 //
 // Environment: ONNXRUNTIME_SHARED_LIBRARY_PATH and CAPFLOW_MLFLOW_BIN
 // (`make bench-serve` sets both); wrk on PATH (scripts/deps.sh).
@@ -110,8 +117,8 @@ func parseFlags() (config, error) {
 	flag.IntVar(&cfg.caps, "caps", 1000, "leaf capabilities (2–4 tools each)")
 	flag.IntVar(&cfg.domains, "domains", 20, "level-1 capabilities over the leaves")
 	flag.IntVar(&cfg.topK, "top-k", 10, "top_k of /rank")
-	flag.IntVar(&cfg.threads, "t", 2, "wrk threads")
-	flag.IntVar(&cfg.conns, "c", 8, "wrk connections")
+	flag.IntVar(&cfg.threads, "t", min(2, runtime.NumCPU()), "wrk threads")
+	flag.IntVar(&cfg.conns, "c", runtime.NumCPU(), "wrk connections (default: one per CPU)")
 	flag.DurationVar(&cfg.duration, "d", 10*time.Second, "measured wrk run per server and N (whole seconds)")
 	flag.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wrk warm-up run before each measured run (0: none)")
 	flag.DurationVar(&cfg.wrkTimeout, "timeout", 60*time.Second, "wrk --timeout (a slower response is a socket error, not a latency)")
