@@ -263,6 +263,11 @@ func (s *Stage) rankers(ctx context.Context, env *pipeline.Env, cfg StageConfig,
 			switch {
 			case mlflowclient.IsNotFound(err) || isEmptyStage(err):
 				env.Logger.Info("no reference model: the regression checks pass vacuously", "against", ref)
+			case errors.As(err, new(*shgat.ContractError)):
+				// A model an older capflow packaged: this build can neither
+				// evaluate nor serve it, so it is no reference to hold the
+				// candidate to.
+				env.Logger.Warn("the reference model is for another scorer contract: the regression checks pass vacuously", "against", ref, "err", err)
 			case err != nil:
 				return nil, closers, err
 			case p.version.Version == c.version.Version:

@@ -14,13 +14,15 @@ import (
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
+	"github.com/capflow/capflow/models/mlmodel"
 	"github.com/capflow/capflow/pipeline"
 	"github.com/capflow/capflow/pipeline/train"
 )
 
 // TestStageGatesAndPromotes runs features → train → evaluate on Seal-Tools
-// under real MLflow runs: the first model has no Production to regress
-// against and must beat cosine to be promoted; the evaluation is logged with
+// under real MLflow runs: Production holds a model an older capflow
+// packaged (scorer contract 1), which cannot be a reference, so the new
+// model must only beat cosine to be promoted; the evaluation is logged with
 // its report and plots, and the version lands in Production only when the
 // gate said improved.
 func TestStageGatesAndPromotes(t *testing.T) {
@@ -47,6 +49,10 @@ func TestStageGatesAndPromotes(t *testing.T) {
 	require.NoError(t, err)
 
 	c := testenv.Client(t)
+	old := testmodel.Package(t, testmodel.PackageOptions{Dim: 8, Seed: 1, Contract: 1})
+	require.Equal(t, "1", testmodel.Register(t, ctx, c, name, old.Dir))
+	_, err = mlmodel.Promote(ctx, c, name, "1", mlflowclient.StageProduction)
+	require.NoError(t, err)
 	r := &pipeline.Runner{Client: c, Experiment: testenv.Name(t, "evaluate"), Store: st, Progress: pipeline.NoProgress}
 	res, err := r.Run(ctx, fstage, tstage, estage)
 	require.NoError(t, err)
@@ -65,7 +71,7 @@ func TestStageGatesAndPromotes(t *testing.T) {
 	files, err := c.Artifacts.List(ctx, run.Info.ArtifactURI, "plots")
 	require.NoError(t, err)
 	assert.Len(t, files, 3)
-	v, err := c.Registry.GetVersion(ctx, name, "1")
+	v, err := c.Registry.GetVersion(ctx, name, "2")
 	require.NoError(t, err)
 	if improved == "true" {
 		assert.Equal(t, mlflowclient.StageProduction, v.CurrentStage)

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,6 +81,9 @@ type PackageOptions struct {
 	// Broken alters the stored example scores so that verification
 	// (ranker.Open, the serving Manager) refuses the folder.
 	Broken bool
+	// Contract is the scorer contract the folder records (shgat.Contract
+	// when zero): another makes a package of an older or newer capflow.
+	Contract int
 }
 
 // Packaged is a model written by Package and what it was built from.
@@ -135,7 +139,11 @@ func Package(t testing.TB, o PackageOptions) *Packaged {
 		p.Catalog.ToolText = append(p.Catalog.ToolText, v...)
 	}
 	p.Dir = filepath.Join(t.TempDir(), "model")
-	require.NoError(t, shgat.WriteMLflowModel(p.Dir, p.Model, p.Catalog, shgat.PackageOptions{}))
+	var popts shgat.PackageOptions
+	if o.Contract != 0 {
+		popts.Metadata = map[string]string{shgat.MetaContract: strconv.Itoa(o.Contract)}
+	}
+	require.NoError(t, shgat.WriteMLflowModel(p.Dir, p.Model, p.Catalog, popts))
 	if o.Broken {
 		breakScores(t, p.Dir)
 	}

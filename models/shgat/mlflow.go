@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/capflow/capflow/models/mlmodel"
 )
@@ -68,7 +69,7 @@ func WriteMLflowModel(dir string, m *Model, cat *Catalog, opts PackageOptions) e
 		return fmt.Errorf("shgat: metrics: %w", err)
 	}
 	exScores, _ := json.Marshal(scores)
-	md := map[string]string{"capflow_model": "shgat"}
+	md := map[string]string{"capflow_model": "shgat", MetaContract: strconv.Itoa(Contract)}
 	if cat.FeatureVersion != "" {
 		md[mlmodel.MetaFeatureVersion] = cat.FeatureVersion
 	}
@@ -149,6 +150,27 @@ func inputExample(sc *Scorer, cat *Catalog, intent []float64) (map[string]mlmode
 	}, to32(got), nil
 }
 
+// Contract is the version of the exported scorer's input contract this
+// build writes and reads; packages record it under MetaContract. Version 2
+// added context_keys and takes projected candidates (Scorer.Project);
+// folders without the entry are version 1.
+const Contract = 2
+
+// MetaContract is the MLmodel metadata entry holding a package's Contract.
+const MetaContract = "capflow_scorer_contract"
+
+// ContractError is a package written for another scorer contract: a model
+// an older (or newer) capflow packaged, which this build cannot serve.
+// Re-train it, or serve it with the capflow that wrote it.
+type ContractError struct {
+	Dir        string
+	Have, Want int
+}
+
+func (e *ContractError) Error() string {
+	return fmt.Sprintf("shgat: %s: the model was packaged for scorer contract %d, this capflow reads contract %d (re-train it, or serve it with the capflow that packaged it)", e.Dir, e.Have, e.Want)
+}
+
 // Package is a packaged model read back: the folder, the full model, its
 // catalog and the scores expected for the input example.
 type Package struct {
@@ -169,6 +191,17 @@ func ReadMLflowModel(dir string) (*Package, error) {
 	}
 	bad := func(format string, a ...any) error {
 		return &FormatError{What: dir, Reason: fmt.Sprintf(format, a...)}
+	}
+	if f.Metadata["capflow_model"] == "shgat" {
+		have := 1
+		if v, ok := f.Metadata[MetaContract]; ok {
+			if have, err = strconv.Atoi(v); err != nil {
+				return nil, bad("metadata %s is %q, not a number", MetaContract, v)
+			}
+		}
+		if have != Contract {
+			return nil, &ContractError{Dir: dir, Have: have, Want: Contract}
+		}
 	}
 	read := func(name string) ([]byte, error) {
 		b, err := f.ReadFile(name)

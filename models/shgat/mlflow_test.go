@@ -91,3 +91,38 @@ func TestMLflowModelORT(t *testing.T) {
 		}
 	}
 }
+
+// TestMLflowModelContract: a package recorded for another scorer contract
+// (or, like those written before contract 2, for none) is a *ContractError,
+// so callers can tell an old model from a broken one.
+func TestMLflowModelContract(t *testing.T) {
+	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, EvidenceInit: []float64{0.7, -0.2, 1.1}}, false)
+	reps, err := f.m.Represent(f.in.Graph, f.in.Features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := NewCatalog(f.in.Graph, reps, f.in.Reliability, "fv-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		contract string
+		want     int // 0: readable
+	}{{"2", 0}, {"1", 1}, {"3", 3}, {"two", -1}} {
+		dir := filepath.Join(t.TempDir(), "model")
+		if err := WriteMLflowModel(dir, f.m, cat, PackageOptions{Metadata: map[string]string{MetaContract: tc.contract}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadMLflowModel(dir)
+		var ce *ContractError
+		var fe *FormatError
+		switch {
+		case tc.want == 0 && err != nil:
+			t.Errorf("contract %s: %v", tc.contract, err)
+		case tc.want > 0 && (!errors.As(err, &ce) || ce.Have != tc.want || ce.Want != Contract):
+			t.Errorf("contract %s: %v, want a *ContractError with Have %d", tc.contract, err, tc.want)
+		case tc.want < 0 && !errors.As(err, &fe):
+			t.Errorf("contract %q: %v, want a *FormatError", tc.contract, err)
+		}
+	}
+}
