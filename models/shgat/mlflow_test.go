@@ -12,7 +12,8 @@ import (
 	"github.com/capflow/capflow/models/mlmodel"
 )
 
-func packaged(t *testing.T) (string, *Model, *Catalog) {
+// packagedModel is a small model and its catalog, ready to package.
+func packagedModel(t *testing.T) (*Model, *Catalog) {
 	t.Helper()
 	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, EvidenceInit: []float64{0.7, -0.2, 1.1}}, false)
 	reps, err := f.m.Represent(f.in.Graph, f.in.Features)
@@ -23,15 +24,21 @@ func packaged(t *testing.T) (string, *Model, *Catalog) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f.m, cat
+}
+
+func packaged(t *testing.T) (string, *Model, *Catalog) {
+	t.Helper()
+	m, cat := packagedModel(t)
 	dir := filepath.Join(t.TempDir(), "model")
-	err = WriteMLflowModel(dir, f.m, cat, PackageOptions{
+	err := WriteMLflowModel(dir, m, cat, PackageOptions{
 		Metadata: map[string]string{mlmodel.MetaGitCommit: "abc123"},
 		Metrics:  map[string]float64{"valid_mrr": 0.5, "bad": math.NaN()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, f.m, cat
+	return dir, m, cat
 }
 
 func TestMLflowModelRoundTrip(t *testing.T) {
@@ -96,21 +103,13 @@ func TestMLflowModelORT(t *testing.T) {
 // (or, like those written before contract 2, for none) is a *ContractError,
 // so callers can tell an old model from a broken one.
 func TestMLflowModelContract(t *testing.T) {
-	f := newFixture(t, Config{Dim: 8, Heads: 2, Seed: 1, InitNoise: 0.2, EvidenceInit: []float64{0.7, -0.2, 1.1}}, false)
-	reps, err := f.m.Represent(f.in.Graph, f.in.Features)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := NewCatalog(f.in.Graph, reps, f.in.Reliability, "fv-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cat := packagedModel(t)
 	for _, tc := range []struct {
 		contract string
 		want     int // 0: readable
 	}{{"2", 0}, {"1", 1}, {"3", 3}, {"two", -1}} {
 		dir := filepath.Join(t.TempDir(), "model")
-		if err := WriteMLflowModel(dir, f.m, cat, PackageOptions{Metadata: map[string]string{MetaContract: tc.contract}}); err != nil {
+		if err := WriteMLflowModel(dir, m, cat, PackageOptions{Metadata: map[string]string{MetaContract: tc.contract}}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := ReadMLflowModel(dir)
