@@ -267,6 +267,12 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 	// written and read again, where the catalog's keys are read in place.
 	whole := q.Candidates == nil || 2*len(idx) >= ncat
 	keys, rel, n := r.proj.Candidates, cat.Reliability, ncat
+	row := func(j int) int { // candidate j's row in the scored batch
+		if whole {
+			return idx[j]
+		}
+		return j
+	}
 	if !whole {
 		buf.keys, buf.rel = buf.keys[:0], buf.rel[:0]
 		for _, i := range idx {
@@ -286,13 +292,9 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 		ev = slices.Grow(buf.ev[:0], n*evidence.F)[:n*evidence.F]
 		clear(ev)
 		buf.ev = ev
-		for j, i := range idx {
-			row := j
-			if whole {
-				row = i
-			}
+		for j := range idx {
 			for k := range evidence.F {
-				ev[row*evidence.F+k] = float32(f[j*evidence.F+k])
+				ev[row(j)*evidence.F+k] = float32(f[j*evidence.F+k])
 			}
 		}
 	}
@@ -304,23 +306,15 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 	// Best first, ties in candidate order. Each candidate becomes one
 	// uint64, (descending score key << 32) | position, so a plain sort of
 	// integers does it: 4–5× faster than a comparison sort of the results.
-	keys64 := make([]uint64, len(idx))
-	for j, i := range idx {
-		row := j
-		if whole {
-			row = i
-		}
-		keys64[j] = uint64(descending(scores[row]))<<32 | uint64(j)
+	order := make([]uint64, len(idx))
+	for j := range idx {
+		order[j] = uint64(descending(scores[row(j)]))<<32 | uint64(j)
 	}
-	slices.Sort(keys64)
+	slices.Sort(order)
 	out := make([]Scored, len(idx))
-	for k, key := range keys64 {
+	for k, key := range order {
 		j := int(uint32(key))
-		row := j
-		if whole {
-			row = idx[j]
-		}
-		out[k] = Scored{ID: cat.CapabilityIDs[idx[j]], Score: float64(scores[row])}
+		out[k] = Scored{ID: cat.CapabilityIDs[idx[j]], Score: float64(scores[row(j)])}
 	}
 	return out, nil
 }
