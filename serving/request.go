@@ -434,10 +434,10 @@ func jsonType(goType string) string {
 
 // decodeRankFast decodes a /rank body into r exactly as encoding/json
 // would, or returns false, leaving the body to encoding/json, when it holds
-// anything outside the plain subset of JSON most bodies are written in: a
-// key not spelt exactly or given twice, null, a string needing unquoting
-// (escapes, control characters, invalid UTF-8), a number strconv refuses,
-// malformed JSON. On that subset encoding/json's result is plain: a string
+// anything outside the subset of JSON most bodies are written in: a key not
+// spelt exactly, escaped or given twice, null, a number strconv refuses,
+// malformed JSON. String values needing unquoting are unquoted by
+// encoding/json itself (stringValue). On that subset encoding/json's result is plain: a string
 // is its bytes, a number strconv's parse for the field's size
 // (FuzzDecodeRankFast compares the two).
 func decodeRankFast(data []byte, r *RankRequest) bool {
@@ -593,9 +593,41 @@ func (s *scanner) plainString() ([]byte, bool) {
 }
 
 func (s *scanner) str(v *string) bool {
-	b, ok := s.plainString()
-	*v = string(b)
+	var ok bool
+	*v, ok = s.stringValue()
 	return ok
+}
+
+// stringValue reads a string value: its bytes when plain, else
+// encoding/json's own unquoting of the token (escapes, invalid UTF-8), so
+// the result is encoding/json's either way. Python's json.dumps escapes
+// every non-ASCII character, so such intents are common.
+func (s *scanner) stringValue() (string, bool) {
+	start := s.i
+	if b, ok := s.plainString(); ok {
+		return string(b), true
+	}
+	s.i = start
+	s.space()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return "", false
+	}
+	for j := s.i + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '\\':
+			j++ // the escaped byte does not end the string
+		case c < ' ':
+			return "", false // a syntax error, left to encoding/json to report
+		case c == '"':
+			var v string
+			if json.Unmarshal(s.b[s.i:j+1], &v) != nil {
+				return "", false
+			}
+			s.i = j + 1
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // strs reads an array of plain strings; [] is an empty, non-nil slice as
@@ -603,8 +635,8 @@ func (s *scanner) str(v *string) bool {
 func (s *scanner) strs(v *[]string) bool {
 	out := []string{}
 	ok := s.array(func() bool {
-		b, ok := s.plainString()
-		out = append(out, string(b))
+		v, ok := s.stringValue()
+		out = append(out, v)
 		return ok
 	})
 	*v = out

@@ -111,6 +111,8 @@ func TestRankRequestFastTakes(t *testing.T) {
 		`{"intent": "x", "intent_embedding": [], "context_tools": [], "candidate_ids": ["a"], "session_id": "s", "top_k": -0, "min_score": -1.5e-3}`,
 		`{"intent_embedding": [0, -0, 1E+2, 1.000000059604644775390626, 1e-50, 3.4028235e38]}`,
 		`{"intent": "x", "filters": {}, "boosts": []}`,
+		// json.dumps escapes non-ASCII; Go's json.Marshal escapes & < >.
+		`{"intent": "r\u00e9server un h\u00f4tel \ud83d\ude00", "candidate_ids": ["a\u0026b", "c\"d"], "context_tools": ["\u003ct\u003e"]}`,
 		`{"intent": "x", "filters": {"exclude_ids": ["a"], "require_tools": []}, "boosts": [{}, {"capability_ids": ["a"], "id_prefix": "p.", "score": -2.5}]}`,
 	} {
 		var fast, ref RankRequest
