@@ -32,6 +32,7 @@ type encoderFlags struct {
 	url, protocol, model, version string
 	apiKey                        string
 	maxLength, batch, hashDim     int
+	threads                       int
 }
 
 func newEncoderFlags(fs *flag.FlagSet) *encoderFlags {
@@ -45,6 +46,7 @@ func newEncoderFlags(fs *flag.FlagSet) *encoderFlags {
 	fs.StringVar(&e.apiKey, "encoder-api-key", "", "bearer token of the embedding service (never logged)")
 	fs.IntVar(&e.maxLength, "max-length", 0, "truncate texts to this many tokens (onnx; default: the model's)")
 	fs.IntVar(&e.batch, "encode-batch", 64, "texts per encoder call")
+	fs.IntVar(&e.threads, "encoder-threads", 0, "ONNX Runtime threads per encoder run (onnx; default: all CPUs)")
 	fs.IntVar(&e.hashDim, "hashing-dim", 0, "hashing encoder dimension (default: --text-dim)")
 	return e
 }
@@ -79,7 +81,7 @@ func (e *encoderFlags) open(ctx context.Context, textDim int) (textembed.Encoder
 		if e.modelDir == "" {
 			return nil, nil, errors.New("--encoder onnx needs --model-dir")
 		}
-		return openONNX(ctx, e.modelDir, e.maxLength, e.batch)
+		return openONNX(ctx, e.modelDir, textembed.ONNXOptions{MaxLength: e.maxLength, BatchSize: e.batch, IntraOpThreads: e.threads})
 	default:
 		return nil, nil, fmt.Errorf("unknown --encoder %q (want onnx, http or hashing)", kind)
 	}

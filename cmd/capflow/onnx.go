@@ -8,8 +8,8 @@ import (
 
 // openONNX opens the ONNX encoder of a model folder; the ONNX Runtime
 // library comes from $ONNXRUNTIME_SHARED_LIBRARY_PATH.
-func openONNX(ctx context.Context, dir string, maxLength, batch int) (textembed.Encoder, func(), error) {
-	enc, err := textembed.OpenONNX(ctx, dir, textembed.ONNXOptions{MaxLength: maxLength, BatchSize: batch})
+func openONNX(ctx context.Context, dir string, opts textembed.ONNXOptions) (textembed.Encoder, func(), error) {
+	enc, err := textembed.OpenONNX(ctx, dir, opts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -220,10 +220,15 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, svf *serveFl
 
 	gin.SetMode(gin.ReleaseMode)
 	token := os.Getenv(serveTokenEnv)
+	// New intents' embeddings are cached behind the response: the store's
+	// write (an fsync on the embedded store) was most of a new intent's
+	// /rank latency.
+	cachedEnc := textembed.WriteBehind(enc, st, 1024, log)
+	defer cachedEnc.Close()
 	srv, err := serving.NewServer(serving.ServerConfig{
 		Models:          mgr,
 		Store:           st,
-		Encoder:         textembed.Cached(enc, st),
+		Encoder:         cachedEnc,
 		FallbackEncoder: enc,
 		Reload:          mgr.Reload,
 		Registry:        reg,

@@ -5,7 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/capflow/capflow/featurestore"
 )
@@ -28,10 +32,12 @@ func Key(m ModelInfo, text string) featurestore.EmbeddingKey {
 	return featurestore.EmbeddingKey{Model: m.Name, ModelVersion: m.Version, TextHash: TextHash(text)}
 }
 
-// cached is an Encoder that looks texts up in a Cache first.
+// cached is an Encoder that looks texts up in a Cache first; put writes a
+// miss back.
 type cached struct {
 	enc   Encoder
 	store Cache
+	put   func(ctx context.Context, key featurestore.EmbeddingKey, vec []float32) error
 }
 
 // Cached returns enc behind the embedding cache store, keyed by (model
@@ -44,7 +50,7 @@ type cached struct {
 // use when enc and store are; two concurrent calls may both encode the
 // same new text.
 func Cached(enc Encoder, store Cache) Encoder {
-	return &cached{enc: enc, store: store}
+	return &cached{enc: enc, store: store, put: store.PutEmbedding}
 }
 
 func (c *cached) Dim() int         { return c.enc.Dim() }
@@ -87,7 +93,7 @@ func (c *cached) Encode(ctx context.Context, texts []string) ([][]float32, error
 		return nil, fmt.Errorf("textembed: encoder %s returned %d vectors for %d texts", m.Name, len(vecs), len(missTexts))
 	}
 	for j, t := range missTexts {
-		if err := c.store.PutEmbedding(ctx, missKeys[j], vecs[j]); err != nil {
+		if err := c.put(ctx, missKeys[j], vecs[j]); err != nil {
 			return nil, fmt.Errorf("textembed: caching embedding %s@%s/%s: %w", m.Name, m.Version, missKeys[j].TextHash, err)
 		}
 		for k, i := range missAt[t] {
@@ -113,3 +119,75 @@ func (c *cached) usable(v []float32) bool {
 	}
 	return true
 }
+
+// WriteBehindCache is Cached for a request path: a miss is encoded and
+// returned at once and written to the cache by one background goroutine,
+// so a slow cache write (the embedded store fsyncs each one) is not part of
+// the request's latency. Reading the cache still fails the call on error.
+type WriteBehindCache struct {
+	*cached
+	log     *slog.Logger
+	queue   chan pendingPut
+	done    chan struct{}
+	once    sync.Once
+	dropped atomic.Uint64
+	failed  atomic.Uint64
+}
+
+type pendingPut struct {
+	key featurestore.EmbeddingKey
+	vec []float32
+}
+
+// WriteBehind returns enc behind store like Cached, with the write-back
+// queued: at most pending writes wait; a miss beyond that is not cached
+// (the text is encoded again next time) and counted in Dropped. Write
+// errors are logged and counted in Failed, never returned. Close writes
+// what is queued and stops the writer; call it before closing store.
+func WriteBehind(enc Encoder, store Cache, pending int, log *slog.Logger) *WriteBehindCache {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &WriteBehindCache{log: log, queue: make(chan pendingPut, max(pending, 1)), done: make(chan struct{})}
+	w.cached = &cached{enc: enc, store: store, put: w.enqueue}
+	go w.write(store)
+	return w
+}
+
+func (w *WriteBehindCache) enqueue(_ context.Context, key featurestore.EmbeddingKey, vec []float32) error {
+	select {
+	case w.queue <- pendingPut{key: key, vec: append([]float32(nil), vec...)}:
+	default:
+		w.dropped.Add(1)
+	}
+	return nil
+}
+
+// writeTimeout bounds one queued write, so a hung store cannot hold Close.
+const writeTimeout = 10 * time.Second
+
+func (w *WriteBehindCache) write(store Cache) {
+	defer close(w.done)
+	for p := range w.queue {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		if err := store.PutEmbedding(ctx, p.key, p.vec); err != nil {
+			w.failed.Add(1)
+			w.log.Warn("textembed: caching an embedding failed", "model", p.key.Model, "version", p.key.ModelVersion, "text_hash", p.key.TextHash, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Close writes the queued embeddings and stops the writer; Encode must not
+// be called after it. Idempotent.
+func (w *WriteBehindCache) Close() error {
+	w.once.Do(func() { close(w.queue) })
+	<-w.done
+	return nil
+}
+
+// Dropped is how many misses were not cached because the queue was full.
+func (w *WriteBehindCache) Dropped() uint64 { return w.dropped.Load() }
+
+// Failed is how many queued writes the cache refused.
+func (w *WriteBehindCache) Failed() uint64 { return w.failed.Load() }

@@ -3,8 +3,10 @@ package textembed
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,4 +191,72 @@ func TestCachedEmbeddedStore(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first, second)
 	assert.Len(t, enc.calls, 1, "second call served from the store")
+}
+
+// blockingCache is a memCache whose writes wait for release.
+type blockingCache struct {
+	*memCache
+	started chan struct{}
+	release chan struct{}
+}
+
+func (c *blockingCache) PutEmbedding(ctx context.Context, k featurestore.EmbeddingKey, v []float32) error {
+	c.started <- struct{}{}
+	<-c.release
+	return c.memCache.PutEmbedding(ctx, k, v)
+}
+
+// TestWriteBehind: misses are returned at once and reach the store by Close;
+// a failing store does not fail Encode; a full queue drops the write and
+// never blocks Encode.
+func TestWriteBehind(t *testing.T) {
+	ctx := context.Background()
+	h := newHashing(t, HashingConfig{Dim: 64})
+	info := ModelInfo{Name: "hash", Version: "1", Dim: 64}
+	enc := &countingEncoder{Encoder: h, info: info}
+	store := newMemCache()
+	w := WriteBehind(enc, store, 16, nil)
+	texts := []string{"read file", "send mail", "read file"}
+	got, err := w.Encode(ctx, texts)
+	require.NoError(t, err)
+	want, _ := h.Encode(ctx, texts)
+	assert.Equal(t, want, got)
+	require.NoError(t, w.Close())
+	require.NoError(t, w.Close(), "Close is idempotent")
+	assert.Len(t, store.putKeys, 2)
+	assert.Zero(t, w.Dropped())
+	// A later encoder over the same store hits.
+	enc2 := &countingEncoder{Encoder: h, info: info}
+	again := WriteBehind(enc2, store, 16, nil)
+	got, err = again.Encode(ctx, texts)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Empty(t, enc2.calls)
+	require.NoError(t, again.Close())
+
+	// The store refuses writes: Encode still answers; the failures are
+	// counted and logged.
+	bad := newMemCache()
+	bad.putErr = errors.New("disk full")
+	var logs strings.Builder
+	fw := WriteBehind(h, bad, 16, slog.New(slog.NewTextHandler(&logs, nil)))
+	_, err = fw.Encode(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	require.NoError(t, fw.Close())
+	assert.Equal(t, uint64(2), fw.Failed())
+	assert.Contains(t, logs.String(), "disk full")
+
+	// One write in progress, one queued: the third miss is dropped, and
+	// Encode does not wait for the store.
+	slow := &blockingCache{memCache: newMemCache(), started: make(chan struct{}, 8), release: make(chan struct{})}
+	sw := WriteBehind(h, slow, 1, nil)
+	_, err = sw.Encode(ctx, []string{"first"})
+	require.NoError(t, err)
+	<-slow.started // the writer holds "first"
+	_, err = sw.Encode(ctx, []string{"second", "third"})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), sw.Dropped())
+	close(slow.release)
+	require.NoError(t, sw.Close())
+	assert.Len(t, slow.putKeys, 2)
 }
