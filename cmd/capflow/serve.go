@@ -225,6 +225,15 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, svf *serveFl
 	// /rank latency.
 	cachedEnc := textembed.WriteBehind(enc, st, 1024, log)
 	defer cachedEnc.Close()
+	for _, m := range []struct {
+		name, help string
+		n          func() uint64
+	}{
+		{"capflow_serving_embedding_writes_dropped_total", "New intent embeddings not cached because the write-behind queue was full.", cachedEnc.Dropped},
+		{"capflow_serving_embedding_writes_failed_total", "New intent embeddings the store refused to cache.", cachedEnc.Failed},
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, func() float64 { return float64(m.n()) }))
+	}
 	srv, err := serving.NewServer(serving.ServerConfig{
 		Models:          mgr,
 		Store:           st,

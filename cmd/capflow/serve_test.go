@@ -16,10 +16,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/testenv"
 	"github.com/capflow/capflow/internal/testmodel"
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
+	"github.com/capflow/capflow/models/textembed"
 	"github.com/capflow/capflow/serving"
 )
 
@@ -139,6 +142,8 @@ func TestServe(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Regexp(t, `capflow_serving_model_info\{name="`+regexp.QuoteMeta(name)+`",role="primary",stage="Production",version="1"\} 1`, metrics)
 	assert.Contains(t, metrics, `capflow_featurestore_cache_hits_total{layer="l1"}`)
+	assert.Contains(t, metrics, "capflow_serving_embedding_writes_dropped_total 0")
+	assert.Contains(t, metrics, "capflow_serving_embedding_writes_failed_total 0")
 	if redis != "" {
 		l2 := regexp.MustCompile(`(?m)^capflow_featurestore_cache_(?:hits|misses)_total\{layer="l2"\} ([1-9]\d*)$`)
 		assert.Regexp(t, l2, metrics, "the L1 misses went on to Redis")
@@ -162,6 +167,15 @@ func TestServe(t *testing.T) {
 	// The verified version is cached for restarts without the registry.
 	_, err = os.Stat(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "capflow", "serve", name, "1.json"))
 	assert.NoError(t, err)
+	// The new intent's embedding was written behind the response, by the
+	// time serve returned.
+	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: 16})
+	require.NoError(t, err)
+	st, err := embedded.Open(store, featurestore.Config{TextDim: 16, GraphDim: 8})
+	require.NoError(t, err)
+	_, err = st.Embedding(ctx, textembed.Key(enc.Model(), "weather for my flight"))
+	assert.NoError(t, err, "the intent's embedding is in the store")
+	require.NoError(t, st.Close())
 
 	// No version under the followed alias and an empty cache: a clear error.
 	_, err = capflow(t, append(args, "--follow", "@nobody", "--cache-dir", t.TempDir())...)
