@@ -286,7 +286,11 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 	}
 
 	cands, source := req.CandidateIDs, "request"
-	if cands == nil {
+	switch {
+	case cands != nil:
+	case len(idx.capIDs) <= s.cfg.WholeCatalogMax:
+		cands, source = idx.capIDs, "catalog"
+	default:
 		if cands, source = s.annCandidates(ctx, q.Embedding, idx); ctx.Err() != nil {
 			return q, "", s.dependencyError(ctx, "finding candidates", ctx.Err())
 		}

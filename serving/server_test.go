@@ -327,6 +327,40 @@ func TestRankGolden(t *testing.T) {
 	}
 }
 
+// TestRankWholeCatalog: with WholeCatalogMax at least the model's catalog,
+// a request without candidates ranks the whole catalog without asking the
+// ANN (not a fallback); with a smaller one the ANN proposes them.
+func TestRankWholeCatalog(t *testing.T) {
+	for _, tc := range []struct {
+		max  int
+		want string
+	}{{9, "catalog"}, {8, "ann"}} {
+		f := newFixture(t, func(c *ServerConfig) { c.WholeCatalogMax = tc.max })
+		ctx := context.Background()
+		m, _, release, _ := f.models.Acquire("")
+		intent := "weather for my flight and a hotel"
+		emb, err := f.enc.Encode(ctx, []string{intent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := m.Ranker.Rank(ctx, ranker.Query{Text: intent, Embedding: emb[0]})
+		release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := f.rank(t, mustJSON(map[string]any{"intent": intent, "top_k": 100}))
+		if resp.Candidates != tc.want {
+			t.Errorf("WholeCatalogMax %d: candidates from %q, want %q", tc.max, resp.Candidates, tc.want)
+		}
+		if tc.want == "catalog" {
+			sameRanking(t, "whole catalog", resp.Rankings, want)
+			if strings.Contains(f.metrics(t), `capflow_serving_fallbacks_total{`) {
+				t.Error("ranking the whole catalog by configuration was counted as a fallback")
+			}
+		}
+	}
+}
+
 func (f *fixture) metrics(t *testing.T) string {
 	t.Helper()
 	code, b := f.do(t, "GET", "/metrics", "")

@@ -48,6 +48,7 @@ type serveFlags struct {
 	redisAddr      string
 	limits         serving.Limits
 	annK           int
+	wholeMax       int
 }
 
 func newServeFlags(fs *flag.FlagSet) *serveFlags {
@@ -67,6 +68,7 @@ func newServeFlags(fs *flag.FlagSet) *serveFlags {
 	fs.IntVar(&s.limits.MaxCandidates, "max-candidates", 5000, "most candidate_ids, exclude_ids or top_k per request")
 	fs.IntVar(&s.limits.MaxTextBytes, "max-text", 8192, "longest intent, session id or id in bytes")
 	fs.IntVar(&s.annK, "ann-k", 200, "capabilities the ANN index proposes when a request names no candidates")
+	fs.IntVar(&s.wholeMax, "whole-catalog-max", 0, "rank the model's whole catalog instead of asking the ANN when it has at most this many capabilities (0: always the ANN)")
 	return s
 }
 
@@ -78,6 +80,8 @@ func (s *serveFlags) check() error {
 		return errors.New("--max-body, --max-candidates and --max-text must be positive")
 	case s.annK <= 0:
 		return fmt.Errorf("--ann-k must be positive, got %d", s.annK)
+	case s.wholeMax < 0:
+		return fmt.Errorf("--whole-catalog-max must not be negative, got %d", s.wholeMax)
 	case s.canaryPercent != 0 && s.canary == "":
 		return errors.New("--canary-percent needs --canary")
 	case s.shadowRate != 0 && s.shadow == "":
@@ -245,6 +249,7 @@ func serve(ctx context.Context, stdout io.Writer, log *slog.Logger, svf *serveFl
 		Logger:          log,
 		Limits:          svf.limits,
 		ANNK:            svf.annK,
+		WholeCatalogMax: svf.wholeMax,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
