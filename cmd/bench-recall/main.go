@@ -11,7 +11,8 @@
 // with all their relevant capabilities in the top K goes to stderr.
 //
 // Query embeddings are the store's intent features, else the ONNX encoder
-// of -model-dir (the one the store's features were built with). The store
+// of -model-dir (the one the store's features were built with), as
+// evaluation gets them (train.IntentEmbeddings). The store
 // file is copied to a temporary folder first: bbolt lets one process open a
 // file, and a demo server may hold it (copy it while nothing writes it).
 //
@@ -35,6 +36,7 @@ import (
 	"github.com/capflow/capflow/featurestore/embedded"
 	"github.com/capflow/capflow/internal/bench"
 	"github.com/capflow/capflow/models/textembed"
+	"github.com/capflow/capflow/pipeline/train"
 )
 
 func main() { bench.Main("bench-recall", run) }
@@ -115,41 +117,27 @@ func run(ctx context.Context) error {
 	return nil
 }
 
-// queryEmbeddings reads the queries' intent features, encoding those the
-// store lacks.
+// queryEmbeddings embeds the queries as evaluation does
+// (train.IntentEmbeddings: the store's intent features, else the encoder).
 func queryEmbeddings(ctx context.Context, st featurestore.Store, qs []featurestore.Query, modelDir string) ([][]float32, error) {
-	out := make([][]float32, len(qs))
-	var missing []int
-	for i, q := range qs {
-		f, err := st.IntentFeatures(ctx, featurestore.IntentHash(q.Intent, q.ContextTools))
-		switch {
-		case err == nil:
-			out[i] = f.Embedding
-		case featurestore.IsNotFound(err):
-			missing = append(missing, i)
-		default:
-			return nil, err
-		}
-	}
-	slog.Info("query embeddings", "from_store", len(qs)-len(missing), "to_encode", len(missing))
-	if len(missing) == 0 {
-		return out, nil
-	}
 	enc, err := textembed.OpenONNX(ctx, modelDir, textembed.ONNXOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer enc.Close()
-	texts := make([]string, len(missing))
-	for j, i := range missing {
-		texts[j] = qs[i].Intent
+	exps := make([]featurestore.Experience, len(qs))
+	for i, q := range qs {
+		exps[i] = featurestore.Experience{Intent: q.Intent, ContextTools: q.ContextTools}
 	}
-	vecs, err := enc.Encode(ctx, texts)
+	emb, err := train.IntentEmbeddings(ctx, st, enc, exps)
 	if err != nil {
 		return nil, err
 	}
-	for j, i := range missing {
-		out[i] = vecs[j]
+	out := make([][]float32, len(qs))
+	for i, q := range qs {
+		for _, v := range emb[featurestore.IntentHash(q.Intent, q.ContextTools)] {
+			out[i] = append(out[i], float32(v))
+		}
 	}
 	return out, nil
 }
