@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/evidence"
 	"github.com/capflow/capflow/models/ranker"
 )
 
@@ -273,10 +274,11 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 		}
 		q.Embedding = unitVector(req.IntentEmbedding)
 	} else {
-		v, ae := s.encode(ctx, req.Intent)
+		v, parts, ae := s.encode(ctx, req.Intent)
 		if ae != nil {
 			return q, "", ae
 		}
+		q.Parts = parts
 		if len(v) != dim {
 			s.cfg.Logger.Error("serving: encoder and model disagree on the dimension", "encoder", len(v), "model", dim, "version", m.Version)
 			return q, "", &APIError{Status: http.StatusInternalServerError, Code: CodeInternal,
@@ -331,25 +333,38 @@ func (s *Server) annCandidates(ctx context.Context, emb []float32, idx *modelInd
 	return ids, "ann"
 }
 
-// encode embeds the intent text with the configured encoder, falling back
-// to FallbackEncoder when it fails.
-func (s *Server) encode(ctx context.Context, text string) ([]float32, *APIError) {
+// encode embeds the intent text and its parts (evidence.Parts, when it has
+// more than one) in one encoder call, falling back to FallbackEncoder when
+// it fails: the parts must come from the same encoder as the intent.
+func (s *Server) encode(ctx context.Context, text string) ([]float32, []evidence.Part, *APIError) {
 	if s.cfg.Encoder == nil {
-		return nil, badField(CodeInvalidField, "intent_embedding", "is required: this server has no text encoder")
+		return nil, nil, badField(CodeInvalidField, "intent_embedding", "is required: this server has no text encoder")
 	}
-	vecs, err := s.cfg.Encoder.Encode(ctx, []string{text})
+	texts := []string{text}
+	parts := evidence.Parts(text)
+	if len(parts) > 1 {
+		texts = append(texts, parts...)
+	}
+	vecs, err := s.cfg.Encoder.Encode(ctx, texts)
 	if err != nil && ctx.Err() == nil && s.cfg.FallbackEncoder != nil {
 		s.cfg.Logger.Warn("serving: encoder failed, using the fallback encoder", "err", err)
 		s.metrics.fallbacks.WithLabelValues(fallbackEncoder).Inc()
-		vecs, err = s.cfg.FallbackEncoder.Encode(ctx, []string{text})
+		vecs, err = s.cfg.FallbackEncoder.Encode(ctx, texts)
 	}
 	if err != nil {
-		return nil, s.dependencyError(ctx, "encoding the intent", err)
+		return nil, nil, s.dependencyError(ctx, "encoding the intent", err)
 	}
-	if len(vecs) != 1 {
-		return nil, &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("the encoder returned %d vectors for one text", len(vecs))}
+	if len(vecs) != len(texts) {
+		return nil, nil, &APIError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: fmt.Sprintf("the encoder returned %d vectors for %d texts", len(vecs), len(texts))}
 	}
-	return vecs[0], nil
+	var ps []evidence.Part
+	if len(parts) > 1 {
+		ps = make([]evidence.Part, len(parts))
+		for i, p := range parts {
+			ps[i] = evidence.Part{Text: p, Embedding: vecs[1+i]}
+		}
+	}
+	return vecs[0], ps, nil
 }
 
 // filterCandidates applies exclude_ids and require_tools, keeping order.

@@ -156,7 +156,7 @@ func buildFixture(ctx context.Context, cfg config, dir string) (*fixture, error)
 			ContextTools: []string{f.tools[ctxTool].ID}, CandidateIDs: r.candidates, TopK: cfg.topK}); err != nil {
 			return nil, err
 		}
-		fe, err := ev.Features(text, intent, idx)
+		fe, err := ev.Features(evidence.Query{Text: text, Embedding: intent}, idx)
 		if err != nil {
 			return nil, err
 		}

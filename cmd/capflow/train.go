@@ -217,7 +217,7 @@ func printSummary(w io.Writer, sum *train.Summary, tf *trainFlags, res *pipeline
 		case i == 1 && v.Epoch == 0:
 			note = "evidence weights fitted"
 		}
-		if v == sum.Best {
+		if v.Epoch == sum.Best.Epoch && v.Step == sum.Best.Step && v.MRR == sum.Best.MRR && v.NDCG5 == sum.Best.NDCG5 {
 			note = strings.TrimSpace(note + " *")
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.4f\t%.4f\t%s\n", v.Epoch, v.Step, v.MRR, v.NDCG5, v.Hit1, note)
@@ -226,8 +226,8 @@ func printSummary(w io.Writer, sum *train.Summary, tf *trainFlags, res *pipeline
 	if len(sum.Report) > 0 {
 		fmt.Fprintf(w, "\nreport on the %d %q queries\n", sum.Report["trained"].Queries, tf.reportPrefix)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\tMRR\tnDCG@5\tHit@1\tHit@3\tHit@5")
-		for _, name := range []string{"trained", "fused", "untrained", "cosine"} {
+		fmt.Fprintln(tw, "\tMRR\tnDCG@5\tHit@1\tHit@3\tHit@5\tCOMP@5")
+		for _, name := range []string{"trained", "fused", "untrained", "bm25", "cosine"} {
 			v, ok := sum.Report[name]
 			if !ok {
 				continue // no fusion fit
@@ -236,7 +236,7 @@ func printSummary(w io.Writer, sum *train.Summary, tf *trainFlags, res *pipeline
 			if label == "" {
 				label = name
 			}
-			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\n", label, v.MRR, v.NDCG5, v.Hit1, v.Hit3, v.Hit5)
+			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\n", label, v.MRR, v.NDCG5, v.Hit1, v.Hit3, v.Hit5, v.Comp5)
 		}
 		tw.Flush()
 	}

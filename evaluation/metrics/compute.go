@@ -55,6 +55,7 @@ type AtK struct {
 	Hit        float64
 	NDCG       float64
 	NDCGGraded float64
+	Comp       float64 // COMP@k: share of queries with every relevant item in the top k
 	Coverage   float64 // fraction (not percent) of the catalog in at least one query's top k
 	Gini       float64 // of the catalog's top-k counts, never-recommended capabilities as zeros
 }
@@ -70,6 +71,7 @@ type QueryMetrics struct {
 	Hit                []float64 // parallel to Report.Cutoffs
 	NDCGAt             []float64
 	NDCGGradedAt       []float64
+	CompAt             []float64
 	NLL                float64 // 0 when RelevantCandidates is 0 (then left out of Report.NLL)
 	Brier              float64 // mean over this query's candidates
 }
@@ -86,7 +88,7 @@ func (r Report) At(k int) (AtK, bool) {
 
 // Map returns the metrics under names MLflow accepts (letters, digits and
 // _ - . / space): mrr, map, ndcg, ndcg_graded, hit_at_K, ndcg_at_K,
-// ndcg_graded_at_K, coverage_at_K, gini_at_K, nll, ece, ece_top1, brier,
+// ndcg_graded_at_K, comp_at_K, coverage_at_K, gini_at_K, nll, ece, ece_top1, brier,
 // temperature, queries, pairs, catalog_size.
 func (r Report) Map() map[string]float64 {
 	m := map[string]float64{
@@ -100,6 +102,7 @@ func (r Report) Map() map[string]float64 {
 		m["hit_at_"+k] = a.Hit
 		m["ndcg_at_"+k] = a.NDCG
 		m["ndcg_graded_at_"+k] = a.NDCGGraded
+		m["comp_at_"+k] = a.Comp
 		m["coverage_at_"+k] = a.Coverage
 		m["gini_at_"+k] = a.Gini
 	}
@@ -108,7 +111,7 @@ func (r Report) Map() map[string]float64 {
 
 // Series returns the per-query values, in ranking order, of a metric that
 // Map reports as a mean over queries (mrr, map, ndcg, ndcg_graded, hit_at_K,
-// ndcg_at_K, ndcg_graded_at_K), for paired statistics between two systems
+// ndcg_at_K, ndcg_graded_at_K, comp_at_K), for paired statistics between two systems
 // evaluated on the same queries. False for any other name.
 func (r Report) Series(name string) ([]float64, bool) {
 	pick := func(f func(q QueryMetrics) float64) []float64 {
@@ -137,6 +140,8 @@ func (r Report) Series(name string) ([]float64, bool) {
 			return pick(func(q QueryMetrics) float64 { return q.NDCGAt[ki] }), true
 		case "ndcg_graded_at_" + k:
 			return pick(func(q QueryMetrics) float64 { return q.NDCGGradedAt[ki] }), true
+		case "comp_at_" + k:
+			return pick(func(q QueryMetrics) float64 { return q.CompAt[ki] }), true
 		}
 	}
 	return nil, false
@@ -310,11 +315,13 @@ func Compute(rankings []Ranking, opts Options) (Report, error) {
 			RR: ReciprocalRank(ranked, rel), AP: AveragePrecision(ranked, rel),
 			NDCG: NDCGAt(ranked, rel, 0), NDCGGraded: GradedNDCGAt(ranked, r.Relevant, 0),
 			Hit: make([]float64, len(opts.Ks)), NDCGAt: make([]float64, len(opts.Ks)), NDCGGradedAt: make([]float64, len(opts.Ks)),
+			CompAt: make([]float64, len(opts.Ks)),
 		}
 		for ki, k := range opts.Ks {
 			q.Hit[ki] = HitAt(ranked, rel, k)
 			q.NDCGAt[ki] = NDCGAt(ranked, rel, k)
 			q.NDCGGradedAt[ki] = GradedNDCGAt(ranked, r.Relevant, k)
+			q.CompAt[ki] = CompletenessAt(ranked, rel, k)
 			for _, id := range ranked[:min(k, len(ranked))] {
 				counts[ki][catalog[id]]++
 			}
@@ -348,6 +355,7 @@ func Compute(rankings []Ranking, opts Options) (Report, error) {
 			rep.Cutoffs[ki].Hit += q.Hit[ki]
 			rep.Cutoffs[ki].NDCG += q.NDCGAt[ki]
 			rep.Cutoffs[ki].NDCGGraded += q.NDCGGradedAt[ki]
+			rep.Cutoffs[ki].Comp += q.CompAt[ki]
 		}
 	}
 
@@ -361,6 +369,7 @@ func Compute(rankings []Ranking, opts Options) (Report, error) {
 		a.Hit /= n
 		a.NDCG /= n
 		a.NDCGGraded /= n
+		a.Comp /= n
 		covered := 0
 		for _, c := range counts[ki] {
 			if c > 0 {

@@ -118,10 +118,10 @@ func TestReportMapNames(t *testing.T) {
 	}
 	for _, name := range []string{"mrr", "map", "ndcg", "ndcg_graded", "nll", "ece", "ece_top1", "brier", "temperature",
 		"queries", "pairs", "catalog_size", "hit_at_1", "hit_at_5", "hit_at_10", "ndcg_at_10", "ndcg_graded_at_5",
-		"coverage_at_10", "gini_at_1"} {
+		"coverage_at_10", "gini_at_1", "comp_at_5"} {
 		assert.Contains(t, m, name)
 	}
-	assert.Len(t, m, 12+5*3)
+	assert.Len(t, m, 12+6*3)
 	at5, _ := rep.At(5)
 	assert.Equal(t, at5.Gini, m["gini_at_5"])
 	assert.Equal(t, rep.MAP, m["map"])
@@ -196,7 +196,7 @@ func TestReportSeries(t *testing.T) {
 		require.Len(t, s, 2, name)
 		assert.InDelta(t, m[name], (s[0]+s[1])/2, 1e-15, name)
 	}
-	assert.Equal(t, 4+3*2, n)
+	assert.Equal(t, 4+4*2, n)
 	s, _ := rep.Series("hit_at_1")
 	assert.Equal(t, []float64{0, 1}, s)
 	for _, name := range []string{"brier", "nll", "ece", "coverage_at_1", "hit_at_5", "nope"} {

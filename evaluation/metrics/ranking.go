@@ -37,6 +37,26 @@ func HitAt[T comparable](ranked []T, relevant map[T]bool, k int) float64 {
 	return 0
 }
 
+// CompletenessAt (COMP@k, COLT, CIKM 2024) is 1 when every relevant item is
+// among the first k, else 0; 0 when nothing is relevant. A query that needs
+// four capabilities is answered only when all four are offered.
+func CompletenessAt[T comparable](ranked []T, relevant map[T]bool, k int) float64 {
+	need := countTrue(relevant)
+	if need == 0 {
+		return 0
+	}
+	found := 0
+	for i := 0; i < k && i < len(ranked); i++ {
+		if relevant[ranked[i]] {
+			found++
+		}
+	}
+	if found == need {
+		return 1
+	}
+	return 0
+}
+
 // NDCGAt is the binary-gain nDCG@k: DCG = Σ_{i≤k} rel_i/log2(i+1), divided
 // by the DCG of an ideal ranking of min(k, |relevant|) relevant items. k ≤ 0
 // means the whole list. 0 when nothing is relevant.

@@ -142,3 +142,19 @@ func TestGiniByHand(t *testing.T) {
 		t.Error("Gini must not reorder its argument")
 	}
 }
+
+func TestCompletenessAt(t *testing.T) {
+	ranked := []string{"a", "b", "c", "d"}
+	rel := map[string]bool{"a": true, "c": true}
+	for k, want := range map[int]float64{1: 0, 2: 0, 3: 1, 10: 1} {
+		if got := CompletenessAt(ranked, rel, k); got != want {
+			t.Errorf("COMP@%d = %v, want %v", k, got, want)
+		}
+	}
+	if got := CompletenessAt(ranked, map[string]bool{"z": true}, 4); got != 0 {
+		t.Errorf("relevant item never ranked: %v", got)
+	}
+	if got := CompletenessAt(ranked, map[string]bool{}, 4); got != 0 {
+		t.Errorf("nothing relevant: %v", got)
+	}
+}

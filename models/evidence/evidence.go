@@ -15,6 +15,7 @@ package evidence
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/models/bm25"
@@ -22,11 +23,32 @@ import (
 )
 
 // Names are the features, in the order Features writes them; they match
-// shgat.DefaultEvidence.
-var Names = []string{"bm25_capability", "bm25_tool_max", "cos_tool_max"}
+// shgat.DefaultEvidence. The first three read the intent as a whole, the
+// last three take the best of its parts (Parts): a Seal-Tools query asks for
+// three or four things in as many sentences, and the whole-intent embedding
+// of such a query sits between its tools, close to none of them.
+var Names = []string{
+	"bm25_capability", "bm25_tool_max", "cos_tool_max",
+	"bm25_capability_part_max", "bm25_tool_part_max", "cos_tool_part_max",
+}
 
 // F is the number of features per candidate.
-const F = 3
+const F = 6
+
+// Columns maps feature names (a model's shgat.Config.Evidence) to their
+// columns in Features' rows, so a model packaged with fewer or reordered
+// features reads exactly the ones it was trained on.
+func Columns(names []string) ([]int, error) {
+	out := make([]int, len(names))
+	for i, n := range names {
+		k := slices.Index(Names, n)
+		if k < 0 {
+			return nil, &Error{Reason: fmt.Sprintf("unknown evidence feature %q (known: %v)", n, Names)}
+		}
+		out[i] = k
+	}
+	return out, nil
+}
 
 // Index holds what the features need: BM25 over capability documents and
 // over tool texts, the tools' text embeddings, and each capability's tools.
@@ -117,17 +139,40 @@ func (ix *Index) Dim() int { return len(ix.toolEmb[0]) }
 // Len is the number of capabilities.
 func (ix *Index) Len() int { return len(ix.capTools) }
 
+// Query is an intent as the features read it: its text and unit embedding,
+// and its parts (Parts(Text)) with their unit embeddings. Without parts the
+// whole intent is its only part.
+type Query struct {
+	Text      string
+	Embedding []float32
+	Parts     []Part
+}
+
+// Part is one clause of an intent.
+type Part struct {
+	Text      string
+	Embedding []float32
+}
+
 // Features returns the F features of each capability in caps (indices; nil:
-// all), row-major [len(caps)×F], for an intent's text and unit embedding:
+// all), row-major [len(caps)×F], for a query:
 //
-//	bm25_capability  log(1 + BM25(intent, capability document))
-//	bm25_tool_max    log(1 + max over its tools of BM25(intent, tool text))
-//	cos_tool_max     max over its tools of cos(intent, tool text embedding); 0 without tools
+//	bm25_capability           log(1 + BM25(intent, capability document))
+//	bm25_tool_max             log(1 + max over its tools of BM25(intent, tool text))
+//	cos_tool_max              max over its tools of cos(intent, tool text embedding); 0 without tools
+//	bm25_capability_part_max  the first three, each the maximum over the intent's parts
+//	bm25_tool_part_max
+//	cos_tool_part_max
 //
 // The logs keep BM25's long tail on the scale of the dense score.
-func (ix *Index) Features(text string, intent []float32, caps []int) ([]float64, error) {
-	if len(intent) != ix.Dim() {
-		return nil, &Error{Reason: fmt.Sprintf("intent embedding has dimension %d, want %d", len(intent), ix.Dim())}
+func (ix *Index) Features(q Query, caps []int) ([]float64, error) {
+	if len(q.Embedding) != ix.Dim() {
+		return nil, &Error{Reason: fmt.Sprintf("intent embedding has dimension %d, want %d", len(q.Embedding), ix.Dim())}
+	}
+	for i, p := range q.Parts {
+		if len(p.Embedding) != ix.Dim() {
+			return nil, &Error{Reason: fmt.Sprintf("part %d (%q) has a %d-d embedding, want %d", i, p.Text, len(p.Embedding), ix.Dim())}
+		}
 	}
 	if caps == nil {
 		caps = make([]int, ix.Len())
@@ -140,18 +185,49 @@ func (ix *Index) Features(text string, intent []float32, caps []int) ([]float64,
 			return nil, &Error{Reason: fmt.Sprintf("capability index %d out of range [0,%d)", c, ix.Len())}
 		}
 	}
-	capScores := ix.caps.Scores(text, nil)
-	toolScores := ix.tools.Scores(text, nil)
-	// The tool cosines are most of a request's cost at D = 1,024, and they
-	// are bound by memory, not arithmetic: each tool's embedding is read
-	// once, in index order (the rows are usually one contiguous block, which
-	// the hardware prefetcher streams), and only for tools of a candidate.
 	need := make([]bool, len(ix.toolEmb))
 	for _, c := range caps {
 		for _, t := range ix.capTools[c] {
 			need[t] = true
 		}
 	}
+	out := make([]float64, len(caps)*F)
+	whole := ix.features(q.Text, q.Embedding, caps, need)
+	parts := q.Parts
+	if len(parts) == 0 || (len(parts) == 1 && parts[0].Text == q.Text) {
+		// One part, the intent itself: the part maxima are the whole's.
+		for r := range caps {
+			copy(out[r*F:], whole[r*3:r*3+3])
+			copy(out[r*F+3:], whole[r*3:r*3+3])
+		}
+		return out, nil
+	}
+	for r := range caps {
+		copy(out[r*F:], whole[r*3:r*3+3])
+		for k := range 3 {
+			out[r*F+3+k] = math.Inf(-1)
+		}
+	}
+	for _, p := range parts {
+		f := ix.features(p.Text, p.Embedding, caps, need)
+		for r := range caps {
+			for k := range 3 {
+				out[r*F+3+k] = max(out[r*F+3+k], f[r*3+k])
+			}
+		}
+	}
+	return out, nil
+}
+
+// features computes the three whole-text features of caps for one text;
+// need marks the tools of the candidates.
+func (ix *Index) features(text string, intent []float32, caps []int, need []bool) []float64 {
+	capScores := ix.caps.Scores(text, nil)
+	toolScores := ix.tools.Scores(text, nil)
+	// The tool cosines are most of a request's cost at D = 1,024, and they
+	// are bound by memory, not arithmetic: each tool's embedding is read
+	// once, in index order (the rows are usually one contiguous block, which
+	// the hardware prefetcher streams), and only for tools of a candidate.
 	cos := make([]float64, len(ix.toolEmb))
 	x := blas32.Vector{N: len(intent), Data: intent, Inc: 1}
 	for t, ok := range need {
@@ -159,7 +235,7 @@ func (ix *Index) Features(text string, intent []float32, caps []int) ([]float64,
 			cos[t] = float64(blas32.Dot(blas32.Vector{N: len(intent), Data: ix.toolEmb[t], Inc: 1}, x))
 		}
 	}
-	out := make([]float64, len(caps)*F)
+	out := make([]float64, len(caps)*3)
 	for r, c := range caps {
 		bestBM, bestCos := 0.0, math.Inf(-1)
 		for _, t := range ix.capTools[c] {
@@ -169,7 +245,7 @@ func (ix *Index) Features(text string, intent []float32, caps []int) ([]float64,
 		if math.IsInf(bestCos, -1) {
 			bestCos = 0
 		}
-		out[r*F], out[r*F+1], out[r*F+2] = math.Log1p(capScores[c]), math.Log1p(bestBM), bestCos
+		out[r*3], out[r*3+1], out[r*3+2] = math.Log1p(capScores[c]), math.Log1p(bestBM), bestCos
 	}
-	return out, nil
+	return out
 }

@@ -29,6 +29,7 @@ type Ranker struct {
 	proj     *shgat.Projection // the catalog as the ONNX scorer takes it
 	ort      *shgat.ORTScorer
 	ev       *evidence.Index // nil when the package has no tool text embeddings
+	cols     []int           // evidence.Features columns the model reads, in its order
 	capIndex map[string]int
 	toolIdx  map[string]int
 	dim      int
@@ -136,7 +137,9 @@ func OpenPackage(ctx context.Context, pkg *shgat.Package, tools []featurestore.T
 	for i, id := range cat.ToolIDs {
 		r.toolIdx[id] = i
 	}
-	if cat.ToolText != nil && s.Features() == evidence.F {
+	// The model reads the evidence columns it was trained with, by name.
+	if cols, err := evidence.Columns(pkg.Model.Config.Evidence); err == nil && cat.ToolText != nil && s.Features() == len(cols) {
+		r.cols = cols
 		if r.ev, err = evidenceIndex(cat, tools, caps); err != nil {
 			s.Close()
 			return nil, err
@@ -210,10 +213,14 @@ func (r *Ranker) Capabilities() []string { return r.pkg.Catalog.CapabilityIDs }
 
 // Query is one ranking request.
 type Query struct {
-	Text         string    // the intent (for the lexical evidence)
-	Embedding    []float32 // unit intent embedding [Dim]
-	ContextTools []string  // tool ids in context
-	Candidates   []string  // capability ids to rank; nil: the whole catalog
+	Text      string    // the intent (for the lexical evidence)
+	Embedding []float32 // unit intent embedding [Dim]
+	// Parts are the intent's clauses (evidence.Parts) with their unit
+	// embeddings, for the part evidence features; nil: the intent is its
+	// own only part.
+	Parts        []evidence.Part
+	ContextTools []string // tool ids in context
+	Candidates   []string // capability ids to rank; nil: the whole catalog
 }
 
 // Scored is one ranked capability.
@@ -283,18 +290,19 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 	}
 	var ev []float32
 	if r.ev != nil {
-		f, err := r.ev.Features(q.Text, q.Embedding, idx)
+		f, err := r.ev.Features(evidence.Query{Text: q.Text, Embedding: q.Embedding, Parts: q.Parts}, idx)
 		if err != nil {
 			return nil, err
 		}
 		// Rows of capabilities that are not candidates stay zero: their
 		// scores are dropped.
-		ev = slices.Grow(buf.ev[:0], n*evidence.F)[:n*evidence.F]
+		nf := len(r.cols)
+		ev = slices.Grow(buf.ev[:0], n*nf)[:n*nf]
 		clear(ev)
 		buf.ev = ev
 		for j := range idx {
-			for k := range evidence.F {
-				ev[row(j)*evidence.F+k] = float32(f[j*evidence.F+k])
+			for k, col := range r.cols {
+				ev[row(j)*nf+k] = float32(f[j*evidence.F+col])
 			}
 		}
 	}

@@ -42,7 +42,7 @@ func TestRankMatchesGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The Go reference: the same scorer, evidence and catalog rows in float64.
-	f, _ := ev.Features(q.Text, x, nil)
+	f, _ := ev.Features(evidence.Query{Text: q.Text, Embedding: x}, nil)
 	x64 := make([]float64, d)
 	for i, v := range x {
 		x64[i] = float64(v)

@@ -67,7 +67,10 @@ func (r Reliability) Factor(successRate *float64) float64 {
 // DefaultEvidence are the evidence features of models/evidence: BM25 of
 // the intent against the capability's document and the best BM25 and
 // cosine similarity against its member tools' own texts.
-var DefaultEvidence = []string{"bm25_capability", "bm25_tool_max", "cos_tool_max"}
+var DefaultEvidence = []string{
+	"bm25_capability", "bm25_tool_max", "cos_tool_max",
+	"bm25_capability_part_max", "bm25_tool_part_max", "cos_tool_part_max",
+}
 
 // DefaultHeadDim is the head width used when only Dim is given: 16 heads of
 // 64 at 1024-d (the design), 6 of 64 for 384-d MiniLM.

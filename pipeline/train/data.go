@@ -1,11 +1,11 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
 	"github.com/capflow/capflow/featurestore"
-	"github.com/capflow/capflow/models/evidence"
 	"github.com/capflow/capflow/models/shgat"
 )
 
@@ -51,7 +51,7 @@ func (e *DataError) Error() string { return "train: data: " + e.Reason }
 // embedding, is an error naming it.
 //
 // ev, when not nil, adds each intent's evidence features.
-func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
+func Resolve(ctx context.Context, g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
 	out := make([]Sample, len(ts))
 	for i, t := range ts {
 		e := t.Experience
@@ -66,7 +66,7 @@ func Resolve(g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *
 		s := Sample{Intent: emb, Cap: c, Reward: t.Reward, Success: e.Outcome == featurestore.OutcomeSuccess, Next: t.Next, Session: t.Session}
 		if ev != nil {
 			var err error
-			if s.Evidence, err = ev.Features(e.Intent, emb); err != nil {
+			if s.Evidence, err = ev.Features(ctx, e.Intent, emb); err != nil {
 				return nil, err
 			}
 		}
@@ -122,14 +122,14 @@ func queries(samples []Sample) []query {
 	return slices.DeleteFunc(out, func(q query) bool { return len(q.relevant) == 0 })
 }
 
-// gatherEvidence returns the rows idx of ev ([C×F]), nil when ev is nil.
-func gatherEvidence(ev []float64, idx []int) []float64 {
+// gatherEvidence returns the rows idx of ev ([C×f]), nil when ev is nil.
+func gatherEvidence(ev []float64, idx []int, f int) []float64 {
 	if ev == nil {
 		return nil
 	}
-	out := make([]float64, 0, len(idx)*evidence.F)
+	out := make([]float64, 0, len(idx)*f)
 	for _, c := range idx {
-		out = append(out, ev[c*evidence.F:(c+1)*evidence.F]...)
+		out = append(out, ev[c*f:(c+1)*f]...)
 	}
 	return out
 }

@@ -28,7 +28,7 @@ func (t *Trainer) fitFusion(ctx context.Context) error {
 	nf := len(t.model.Params.Evid)
 	ev := make([][]float64, len(qs))
 	for i, q := range qs {
-		ev[i] = gatherEvidence(q.evidence, data.Pool)
+		ev[i] = gatherEvidence(q.evidence, data.Pool, nf)
 	}
 	rel := make([]float64, len(data.Pool))
 	for j, c := range data.Pool {

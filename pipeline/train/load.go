@@ -141,13 +141,22 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		if err != nil {
 			return nil, err
 		}
-		ev = NewEvidence(ix)
+		if ev, err = NewEvidence(ix, src.Encoder, cfg.Evidence); err != nil {
+			return nil, err
+		}
+		texts := make([]string, 0, len(exps))
+		for _, e := range exps {
+			texts = append(texts, e.Intent)
+		}
+		if err := ev.Prepare(ctx, texts); err != nil {
+			return nil, err
+		}
 	}
 	data := &Data{Graph: g, Features: feats, Reliability: rel, Pool: PoolOfLevels(g, src.CandidateLevels)}
-	if data.Train, err = Resolve(g, sp.Train, intents, ev); err != nil {
+	if data.Train, err = Resolve(ctx, g, sp.Train, intents, ev); err != nil {
 		return nil, err
 	}
-	if data.Valid, err = Resolve(g, sp.Valid, intents, ev); err != nil {
+	if data.Valid, err = Resolve(ctx, g, sp.Valid, intents, ev); err != nil {
 		return nil, err
 	}
 	return &Loaded{Data: data, Intents: intents, FeatureVersion: version, Split: sp, Capabilities: caps, Tools: tools,
@@ -191,7 +200,7 @@ func IntentEmbeddings(ctx context.Context, st featurestore.Store, enc textembed.
 
 // QuerySamples turns evaluation queries into one sample per relevant
 // capability (success, one session per query), for Evaluate.
-func QuerySamples(g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
+func QuerySamples(ctx context.Context, g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
 	var out []Sample
 	for _, q := range qs {
 		emb, ok := intents[featurestore.IntentHash(q.Intent, q.ContextTools)]
@@ -209,7 +218,7 @@ func QuerySamples(g *shgat.Graph, qs []featurestore.Query, intents map[string][]
 		var l []float64
 		if ev != nil {
 			var err error
-			if l, err = ev.Features(q.Intent, emb); err != nil {
+			if l, err = ev.Features(ctx, q.Intent, emb); err != nil {
 				return nil, err
 			}
 		}

@@ -35,16 +35,19 @@ func EvaluateCosine(data *Data, samples []Sample) Validation {
 }
 
 func (v *Validation) add(ranked []int, relevant map[int]bool) {
-	v.MRR += metrics.ReciprocalRank(ranked, relevant)
+	q := QueryScore{NDCG5: metrics.NDCGAt(ranked, relevant, 5), RR: metrics.ReciprocalRank(ranked, relevant)}
+	v.PerQuery = append(v.PerQuery, q)
+	v.MRR += q.RR
 	v.Hit1 += metrics.HitAt(ranked, relevant, 1)
 	v.Hit3 += metrics.HitAt(ranked, relevant, 3)
 	v.Hit5 += metrics.HitAt(ranked, relevant, 5)
-	v.NDCG5 += metrics.NDCGAt(ranked, relevant, 5)
+	v.NDCG5 += q.NDCG5
+	v.Comp5 += metrics.CompletenessAt(ranked, relevant, 5)
 }
 
 func (v *Validation) mean() {
 	n := float64(max(v.Queries, 1))
-	v.MRR, v.Hit1, v.Hit3, v.Hit5, v.NDCG5 = v.MRR/n, v.Hit1/n, v.Hit3/n, v.Hit5/n, v.NDCG5/n
+	v.MRR, v.Hit1, v.Hit3, v.Hit5, v.NDCG5, v.Comp5 = v.MRR/n, v.Hit1/n, v.Hit3/n, v.Hit5/n, v.NDCG5/n, v.Comp5/n
 }
 
 // curves collects the loss per step and validation MRR per epoch for the

@@ -238,7 +238,7 @@ func (s *Stage) report(ctx context.Context, data *Loaded, tr *Trainer, untrained
 	if err != nil {
 		return nil, err
 	}
-	samples, err := QuerySamples(data.Graph, qs, intents, data.Evidence)
+	samples, err := QuerySamples(ctx, data.Graph, qs, intents, data.Evidence)
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +415,6 @@ func flatten(prefix string, v any) map[string]string {
 func (v Validation) metrics(prefix string) map[string]float64 {
 	return map[string]float64{
 		prefix + "mrr": v.MRR, prefix + "hit_at_1": v.Hit1, prefix + "hit_at_3": v.Hit3, prefix + "hit_at_5": v.Hit5,
-		prefix + "ndcg_at_5": v.NDCG5,
+		prefix + "ndcg_at_5": v.NDCG5, prefix + "comp_at_5": v.Comp5,
 	}
 }

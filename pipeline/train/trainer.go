@@ -116,8 +116,15 @@ type Validation struct {
 	Epoch                        int
 	Step                         int
 	MRR, Hit1, Hit3, Hit5, NDCG5 float64
+	Comp5                        float64 // COMP@5: every relevant capability in the top 5
 	Queries                      int
+	// PerQuery holds each query's nDCG@5 and reciprocal rank, in query
+	// order, for paired comparisons of models on the same queries.
+	PerQuery []QueryScore `json:"-"`
 }
+
+// QueryScore is one query's share of a Validation.
+type QueryScore struct{ NDCG5, RR float64 }
 
 func (v Validation) get(name string) float64 {
 	switch name {
@@ -129,6 +136,8 @@ func (v Validation) get(name string) float64 {
 		return v.Hit5
 	case "ndcg5":
 		return v.NDCG5
+	case "comp5":
+		return v.Comp5
 	}
 	return v.MRR
 }
@@ -501,7 +510,7 @@ func (t *Trainer) example(s Sample) (ex shgat.Example, sel int) {
 		cands = append(slices.Clone(pool), s.Cap)
 		sel = len(cands) - 1
 	}
-	return shgat.Example{Intent: s.Intent, Context: s.Context, Candidates: cands, Evidence: gatherEvidence(s.Evidence, cands)}, sel
+	return shgat.Example{Intent: s.Intent, Context: s.Context, Candidates: cands, Evidence: gatherEvidence(s.Evidence, cands, len(t.model.Config.Evidence))}, sel
 }
 
 // validate ranks the pool for every validation session with the current
@@ -516,7 +525,7 @@ func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) 
 	qs := queries(samples)
 	batch := make([]shgat.Example, len(qs))
 	for i, q := range qs {
-		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool, Evidence: gatherEvidence(q.evidence, data.Pool)}
+		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool, Evidence: gatherEvidence(q.evidence, data.Pool, len(m.Config.Evidence))}
 	}
 	out, err := m.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Reliability: data.Reliability, Batch: batch})
 	if err != nil {
