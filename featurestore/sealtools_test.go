@@ -147,8 +147,8 @@ func TestReadSealToolsSmall(t *testing.T) {
 	assert.Equal(t, "Z/W", d.Capabilities[3].Name)
 	assert.JSONEq(t, `{"type":"object","properties":{"p":{"type":"str"}},"required":["p"]}`, string(d.Tools[0].InputSchema))
 	assert.Equal(t, []Query{
-		{ID: "dev-0", Intent: "do A", Relevant: []string{"A/X", "A/Y"}},
-		{ID: "test_in_domain-0", Intent: "do B", Relevant: []string{"B/Z/W"}},
+		{ID: "dev-0", Intent: "do A", Relevant: []string{"A/X", "A/Y"}, Calls: []string{"a3", "a2", "a1"}},
+		{ID: "test_in_domain-0", Intent: "do B", Relevant: []string{"B/Z/W"}, Calls: []string{"b1"}},
 	}, d.Queries)
 }
 
