@@ -126,7 +126,7 @@ func TestPseudoSessionsSingleStep(t *testing.T) {
 	queries := []Query{
 		{ID: "nocalls", Intent: "a", Relevant: []string{"find", "get"}},
 		{ID: "stray", Intent: "b", Relevant: []string{"find", "get"}, Calls: []string{"search", "mail"}}, // mail is in no relevant capability
-		{ID: "uncalled", Intent: "c", Relevant: []string{"find", "get"}, Calls: []string{"search"}},   // get is never called
+		{ID: "uncalled", Intent: "c", Relevant: []string{"find", "get"}, Calls: []string{"search"}},      // get is never called
 		{ID: "planned", Intent: "d", ContextTools: []string{"t5"}, Relevant: []string{"find", "get"}, Calls: []string{"search", "fetch"}},
 	}
 	opts := PseudoOptions{Seed: 5, NegativesPerQuery: 2}
