@@ -40,6 +40,8 @@ func TestReadDirValid(t *testing.T) {
 	assert.Nil(t, d.Experiences[1].ContextTools, "[] reads as nil")
 	assert.Nil(t, d.Experiences[1].UserFeedback)
 	assert.Nil(t, d.Queries[0].Timestamp)
+	assert.Equal(t, []string{"fetch", "summarize"}, d.Queries[0].Calls, "calls keep their order")
+	assert.Nil(t, d.Queries[1].Calls, "calls are optional")
 }
 
 func TestReadDirOptionalFilesAbsent(t *testing.T) {

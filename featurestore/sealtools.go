@@ -48,7 +48,9 @@ const sealToolsDescriptionTools = 5
 //   - a Query per line of dev.jsonl and test_in_domain.jsonl (in that
 //     order): id as in the file (SealToolsDevPrefix or SealToolsTestPrefix
 //     tells the split), intent = query, relevant = the distinct fields of
-//     its calling[].api in order of first appearance.
+//     its calling[].api in order of first appearance, calls = its
+//     calling[].api in order (what PseudoSessions makes multi-step sessions
+//     of).
 //
 // Capabilities are listed in order of first appearance in tool.jsonl, each
 // Top right after its first sub-field. In the upstream files no Top equals a
@@ -130,7 +132,7 @@ func ReadSealTools(ctx context.Context, dir string, cfg Config) (*Dataset, error
 			if err := json.Unmarshal(data, &q); err != nil {
 				return err
 			}
-			var relevant []string
+			var relevant, calls []string
 			for _, call := range q.Calling {
 				leaf, ok := apiField[call.API]
 				if !ok {
@@ -139,8 +141,9 @@ func ReadSealTools(ctx context.Context, dir string, cfg Config) (*Dataset, error
 				if id := d.Capabilities[leaf].ID; !slices.Contains(relevant, id) {
 					relevant = append(relevant, id)
 				}
+				calls = append(calls, call.API)
 			}
-			d.Queries = append(d.Queries, Query{ID: q.ID, Intent: q.Query, Relevant: relevant})
+			d.Queries = append(d.Queries, Query{ID: q.ID, Intent: q.Query, Relevant: relevant, Calls: calls})
 			return nil
 		})
 		if err != nil {

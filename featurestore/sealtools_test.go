@@ -117,6 +117,36 @@ func TestReadSealToolsPseudoExperiencesValidate(t *testing.T) {
 	assert.Greater(t, len(d.Experiences), 700*4)
 }
 
+// TestReadSealToolsPseudoSessions: every dev query has a plan (its calls
+// fall in its relevant fields), 500 of them more than one step; the
+// sessions' experiences are valid for the dataset.
+func TestReadSealToolsPseudoSessions(t *testing.T) {
+	d, err := ReadSealTools(context.Background(), sealToolsDir(t), Config{})
+	require.NoError(t, err)
+	var devQueries []Query
+	for _, q := range d.Queries {
+		if strings.HasPrefix(q.ID, SealToolsDevPrefix) {
+			devQueries = append(devQueries, q)
+		}
+	}
+	ss := PseudoSessions(devQueries, d.Capabilities, PseudoOptions{Seed: 1})
+	require.Len(t, ss, 700)
+	steps := map[int]int{}
+	var maxContext int
+	d.Experiences = nil
+	for i, s := range ss {
+		plan := s.Episodes[0]
+		require.Len(t, plan, len(devQueries[i].Calls), "query %s: one step per call", s.QueryID)
+		steps[len(plan)]++
+		maxContext = max(maxContext, len(plan[len(plan)-1].ContextTools))
+		assert.Len(t, s.Episodes, 1+4, "query %s: the plan and four negatives", s.QueryID)
+		d.Experiences = append(d.Experiences, s.Experiences()...)
+	}
+	assert.Equal(t, map[int]int{1: 200, 2: 8, 3: 394, 4: 87, 5: 8, 6: 3}, steps)
+	assert.Equal(t, 5, maxContext, "the last step of a six-call plan has five tools in context")
+	require.NoError(t, Config{}.Validate(d))
+}
+
 func writeSealTools(t *testing.T, tools, dev, test string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -147,8 +177,8 @@ func TestReadSealToolsSmall(t *testing.T) {
 	assert.Equal(t, "Z/W", d.Capabilities[3].Name)
 	assert.JSONEq(t, `{"type":"object","properties":{"p":{"type":"str"}},"required":["p"]}`, string(d.Tools[0].InputSchema))
 	assert.Equal(t, []Query{
-		{ID: "dev-0", Intent: "do A", Relevant: []string{"A/X", "A/Y"}},
-		{ID: "test_in_domain-0", Intent: "do B", Relevant: []string{"B/Z/W"}},
+		{ID: "dev-0", Intent: "do A", Relevant: []string{"A/X", "A/Y"}, Calls: []string{"a3", "a2", "a1"}},
+		{ID: "test_in_domain-0", Intent: "do B", Relevant: []string{"B/Z/W"}, Calls: []string{"b1"}},
 	}, d.Queries)
 }
 

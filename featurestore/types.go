@@ -74,11 +74,18 @@ type Experience struct {
 }
 
 // Query is an evaluation query: an intent and the capabilities relevant to it.
+//
+// Calls, when known, are the tool ids of the calls that answer the query, in
+// call order (a tool may be called more than once). Evaluation ranks
+// Relevant and ignores them; PseudoSessions turns them into multi-step
+// sessions, in which each call is a decision taken with the earlier calls'
+// tools in context.
 type Query struct {
 	ID           string     `json:"id"`
 	Intent       string     `json:"intent"`
 	ContextTools []string   `json:"context_tools,omitempty"`
 	Relevant     []string   `json:"relevant"`
+	Calls        []string   `json:"calls,omitempty"`
 	Timestamp    *time.Time `json:"timestamp,omitempty"`
 }
 

@@ -38,7 +38,7 @@ import (
 //     their errors name them "#i", i being the 0-based index in
 //     d.Experiences.
 //   - a query's relevant list is non-empty and holds distinct capability
-//     ids; its context_tools are tool ids.
+//     ids; its context_tools and calls are tool ids.
 //
 // Zero fields of c take their defaults (Config.WithDefaults).
 func (c Config) Validate(d *Dataset) error {
@@ -328,7 +328,7 @@ func (v *validator) checkExperiences(exps []Experience) {
 		id := fmt.Sprintf("#%d", i)
 		v.checkText(i, kindExperience, id, "intent", e.Intent, true)
 		v.addErr(i, checkVector(kindExperience, id, "intent_embedding", e.IntentEmbedding, v.cfg.TextDim, true))
-		v.checkToolRefs(i, kindExperience, id, e.ContextTools)
+		v.checkToolRefs(i, kindExperience, id, "context_tools", e.ContextTools)
 		if len(e.CandidateIDs) == 0 {
 			v.add(i, kindExperience, id, "candidate_ids", "is empty")
 		}
@@ -386,7 +386,8 @@ func (v *validator) checkQueries(queries []Query) []bool {
 		}
 		keepIt[i] = true
 		v.checkText(i, kindQuery, q.ID, "intent", q.Intent, true)
-		v.checkToolRefs(i, kindQuery, q.ID, q.ContextTools)
+		v.checkToolRefs(i, kindQuery, q.ID, "context_tools", q.ContextTools)
+		v.checkToolRefs(i, kindQuery, q.ID, "calls", q.Calls)
 		if len(q.Relevant) == 0 {
 			v.add(i, kindQuery, q.ID, "relevant", "is empty")
 		}
@@ -404,10 +405,10 @@ func (v *validator) checkQueries(queries []Query) []bool {
 	return keepIt
 }
 
-func (v *validator) checkToolRefs(index int, kind, id string, tools []string) {
+func (v *validator) checkToolRefs(index int, kind, id, field string, tools []string) {
 	for _, t := range tools {
 		if !v.isTool(t) {
-			v.add(index, kind, id, "context_tools", fmt.Sprintf("unknown tool id %q", t))
+			v.add(index, kind, id, field, fmt.Sprintf("unknown tool id %q", t))
 		}
 	}
 }
@@ -460,7 +461,7 @@ func capabilitiesEqual(a, b Capability) bool {
 func queriesEqual(a, b Query) bool {
 	tsEqual := (a.Timestamp == nil) == (b.Timestamp == nil) && (a.Timestamp == nil || a.Timestamp.Equal(*b.Timestamp))
 	return a.ID == b.ID && a.Intent == b.Intent && slices.Equal(a.ContextTools, b.ContextTools) &&
-		slices.Equal(a.Relevant, b.Relevant) && tsEqual
+		slices.Equal(a.Relevant, b.Relevant) && slices.Equal(a.Calls, b.Calls) && tsEqual
 }
 
 func floatPtrEqual(a, b *float64) bool {

@@ -130,6 +130,7 @@ func TestValidateRules(t *testing.T) {
 		{"query relevant unknown", func(d *Dataset) { d.Queries[0].Relevant = []string{"fetch"} }, "query", "q1", "relevant", `unknown capability id "fetch"`},
 		{"query relevant twice", func(d *Dataset) { d.Queries[0].Relevant = []string{"get", "get"} }, "query", "q1", "relevant", "twice"},
 		{"query unknown context tool", func(d *Dataset) { d.Queries[0].ContextTools = []string{"nope"} }, "query", "q1", "context_tools", `unknown tool id "nope"`},
+		{"query unknown called tool", func(d *Dataset) { d.Queries[0].Calls = []string{"fetch", "nope"} }, "query", "q1", "calls", `unknown tool id "nope"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -125,14 +125,14 @@ func inOrder[T any](ids []string, found []T, id func(T) string, kind string) ([]
 func (s *Store) Queries(ctx context.Context) ([]featurestore.Query, error) {
 	var out []featurestore.Query
 	err := s.do(ctx, func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT id, intent, context_tools, relevant, ts FROM queries ORDER BY id")
+		rows, err := s.pool.Query(ctx, "SELECT id, intent, context_tools, relevant, calls, ts FROM queries ORDER BY id")
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (featurestore.Query, error) {
 			var q featurestore.Query
-			err := r.Scan(&q.ID, &q.Intent, &q.ContextTools, &q.Relevant, &q.Timestamp)
-			q.ContextTools = nilIfEmpty(q.ContextTools)
+			err := r.Scan(&q.ID, &q.Intent, &q.ContextTools, &q.Relevant, &q.Calls, &q.Timestamp)
+			q.ContextTools, q.Calls = nilIfEmpty(q.ContextTools), nilIfEmpty(q.Calls)
 			if q.Timestamp != nil {
 				t := q.Timestamp.UTC()
 				q.Timestamp = &t

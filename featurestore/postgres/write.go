@@ -173,16 +173,16 @@ func writeQueries(ctx context.Context, tx pgx.Tx, queries []featurestore.Query) 
 		if q.Timestamp != nil {
 			ts = q.Timestamp.UTC()
 		}
-		rows[i] = []any{q.ID, q.Intent, nonNil(q.ContextTools), nonNil(q.Relevant), ts}
+		rows[i] = []any{q.ID, q.Intent, nonNil(q.ContextTools), nonNil(q.Relevant), nonNil(q.Calls), ts}
 	}
 	if err := copyTemp(ctx, tx, "tmp_queries", likeTemp("tmp_queries", "queries"),
-		[]string{"id", "intent", "context_tools", "relevant", "ts"}, rows); err != nil {
+		[]string{"id", "intent", "context_tools", "relevant", "calls", "ts"}, rows); err != nil {
 		return fmt.Errorf("featurestore/postgres: write queries: %w", err)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO queries (id, intent, context_tools, relevant, ts)
-SELECT id, intent, context_tools, relevant, ts FROM tmp_queries
+	_, err := tx.Exec(ctx, `INSERT INTO queries (id, intent, context_tools, relevant, calls, ts)
+SELECT id, intent, context_tools, relevant, calls, ts FROM tmp_queries
 ON CONFLICT (id) DO UPDATE SET intent = EXCLUDED.intent, context_tools = EXCLUDED.context_tools,
-    relevant = EXCLUDED.relevant, ts = EXCLUDED.ts`)
+    relevant = EXCLUDED.relevant, calls = EXCLUDED.calls, ts = EXCLUDED.ts`)
 	if err != nil {
 		return fmt.Errorf("featurestore/postgres: write queries: %w", err)
 	}

@@ -128,6 +128,7 @@ func (s *suite) writeDatasetAllOrNothing(t *testing.T) {
 			d.Experiences[1].IntentEmbedding = vec(s.cfg.TextDim+1, 1)
 		}, "experience", []string{"#1"}},
 		{"unknown relevant capability", func(d *featurestore.Dataset) { d.Queries[0].Relevant = []string{"cap.nope"} }, "query", []string{"q.new"}},
+		{"unknown called tool", func(d *featurestore.Dataset) { d.Queries[0].Calls = []string{"t.new", "t.nope"} }, "query", []string{"q.new"}},
 		{"oversized text", func(d *featurestore.Dataset) {
 			d.Tools = append(d.Tools, featurestore.Tool{ID: "t.big", Name: strings.Repeat("x", s.cfg.MaxTextLen+1)})
 		}, "tool", []string{"t.big"}},

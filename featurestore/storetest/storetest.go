@@ -13,8 +13,8 @@
 //     session has no experiences and is no error.
 //   - UsageCounts(now) counts the experiences with now-N·24h ≤ timestamp <
 //     now (N = 1, 7, 30); the tests keep clear of the exact bounds.
-//   - Timestamps come back in UTC; capability members and query relevant
-//     lists keep their order.
+//   - Timestamps come back in UTC; capability members, query relevant
+//     lists and query calls keep their order (calls may repeat a tool).
 //   - WriteDataset upserts by id; a capability rewritten with another level
 //     changes the levels of stored capabilities that hold it.
 //   - An experience identical to a stored one is not stored again by
@@ -137,7 +137,8 @@ func (s *suite) fixture() *featurestore.Dataset {
 			s.exp("mail it", "cap.mail", []string{"cap.mail"}, base.Add(time.Hour).In(kolkata), "sess-2"),
 		},
 		Queries: []featurestore.Query{
-			{ID: "q1", Intent: "research a topic", ContextTools: []string{"t.search"}, Relevant: []string{"cap.research", "cap.lookup"}, Timestamp: &qts},
+			{ID: "q1", Intent: "research a topic", ContextTools: []string{"t.search"}, Relevant: []string{"cap.research", "cap.lookup"},
+				Calls: []string{"t.search", "t.fetch", "t.summarize", "t.fetch"}, Timestamp: &qts},
 			{ID: "q2", Intent: "send a report", Relevant: []string{"cap.report"}},
 		},
 	}

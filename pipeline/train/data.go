@@ -104,7 +104,12 @@ type query struct {
 }
 
 // queries groups samples by session (in first-appearance order); sessions
-// without a success are dropped: they have nothing to rank first.
+// without a success are dropped: they have nothing to rank first. A query
+// is ranked with its session's first sample's intent and context, and
+// every capability that succeeded in the session is relevant: for a
+// pseudo-session (PseudoTransitions) that is the query's own context and
+// its relevant capabilities, as evaluation ranks them, not one step of its
+// plan.
 func queries(samples []Sample) []query {
 	idx := map[string]int{}
 	var out []query

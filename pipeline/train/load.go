@@ -17,17 +17,24 @@ type Source struct {
 	// Encoder embeds tool texts and any intent the features stage did not
 	// store. Wrap it in textembed.Cached so a second run encodes nothing.
 	Encoder textembed.Encoder
-	// PseudoPrefix, when set, trains on pseudo-experiences derived from the
+	// PseudoPrefix, when set, trains on pseudo-sessions derived from the
 	// store's queries whose id has this prefix (Seal-Tools: "dev-") instead
-	// of the logged experiences. Never the split reported on.
-	PseudoPrefix    string
-	PseudoSeed      int64
-	CandidateLevels []int   // capability levels ranked (empty: all)
-	ValidFraction   float64 // sessions held out for validation (0.2)
-	Temporal        bool    // hold out the latest sessions instead of a hash-chosen set
-	SplitSeed       uint64
-	Rewards         Rewards // zero value: DefaultRewards
-	NoEvidence      bool    // the dense score only (no evidence features)
+	// of the logged experiences (featurestore.PseudoSessions,
+	// PseudoTransitions): a query with calls is a multi-step plan whose
+	// steps carry the earlier calls' tools as context. Never the split
+	// reported on.
+	PseudoPrefix string
+	PseudoSeed   int64
+	// PseudoSingleStep ignores the queries' calls: every candidate is a
+	// one-step episode with the query's context only (to measure what the
+	// multi-step sessions bring).
+	PseudoSingleStep bool
+	CandidateLevels  []int   // capability levels ranked (empty: all)
+	ValidFraction    float64 // sessions held out for validation (0.2)
+	Temporal         bool    // hold out the latest sessions instead of a hash-chosen set
+	SplitSeed        uint64
+	Rewards          Rewards // zero value: DefaultRewards
+	NoEvidence       bool    // the dense score only (no evidence features)
 }
 
 // Loaded is training data plus what evaluation on other query sets needs.
@@ -96,15 +103,29 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		rel[i] = cfg.Reliability.Factor(c.SuccessRate)
 	}
 
-	var exps []featurestore.Experience
+	rewards := src.Rewards
+	if rewards == (Rewards{}) {
+		rewards = DefaultRewards() // the zero value would make every reward 0
+	}
+	var (
+		exps []featurestore.Experience
+		ts   []Transition
+	)
 	if src.PseudoPrefix != "" {
 		train, err := featurestore.QueriesWithPrefix(ctx, st, src.PseudoPrefix)
 		if err != nil {
 			return nil, fmt.Errorf("train: pseudo-experience queries: %w", err)
 		}
-		exps = featurestore.PseudoExperiences(train, caps, featurestore.PseudoOptions{Seed: src.PseudoSeed})
-	} else if exps, err = st.ExperiencesBetween(ctx, time.Time{}, time.Now().Add(24*time.Hour)); err != nil {
-		return nil, fmt.Errorf("train: experiences: %w", err)
+		sessions := featurestore.PseudoSessions(train, caps, featurestore.PseudoOptions{Seed: src.PseudoSeed, SingleStep: src.PseudoSingleStep})
+		for _, s := range sessions {
+			exps = append(exps, s.Experiences()...)
+		}
+		ts = PseudoTransitions(sessions, rewards)
+	} else {
+		if exps, err = st.ExperiencesBetween(ctx, time.Time{}, time.Now().Add(24*time.Hour)); err != nil {
+			return nil, fmt.Errorf("train: experiences: %w", err)
+		}
+		ts = Transitions(exps, rewards)
 	}
 	if len(exps) == 0 {
 		return nil, &DataError{Reason: "no experiences to train on (log some, or set a pseudo-experience query prefix)"}
@@ -113,11 +134,6 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	if err != nil {
 		return nil, err
 	}
-	rewards := src.Rewards
-	if rewards == (Rewards{}) {
-		rewards = DefaultRewards() // the zero value would make every reward 0
-	}
-	ts := Transitions(exps, rewards)
 	frac := src.ValidFraction
 	if frac == 0 {
 		frac = 0.2
@@ -166,33 +182,64 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 // IntentEmbeddings returns the embedding of every distinct (intent, context)
 // of exps: from the store's intent features when the features stage wrote
 // them, else encoded.
+//
+// An intent's embedding is of its text alone (the features stage encodes
+// the text; the context tools only key the row), so one text's embedding
+// serves every context it comes with: the steps of a multi-step session
+// share their query's row (stored under the text with no context when the
+// step's own key is absent), and a text is encoded at most once.
 func IntentEmbeddings(ctx context.Context, st featurestore.Store, enc textembed.Encoder, exps []featurestore.Experience) (map[string][]float64, error) {
 	out := map[string][]float64{}
-	var missing []string
-	var missingHash []string
+	byText := map[string][]float64{}
+	pending := map[string][]string{} // text to encode → the keys waiting for it
+	var missing []string             // texts to encode, in first-seen order
+	stored := func(h string) ([]float64, error) {
+		f, err := st.IntentFeatures(ctx, h)
+		if err == nil && len(f.Embedding) == enc.Dim() {
+			return to64(f.Embedding), nil
+		}
+		if err != nil && !featurestore.IsNotFound(err) {
+			return nil, fmt.Errorf("train: intent features: %w", err)
+		}
+		return nil, nil
+	}
 	for _, e := range exps {
 		h := featurestore.IntentHash(e.Intent, e.ContextTools)
 		if _, ok := out[h]; ok {
 			continue
 		}
-		f, err := st.IntentFeatures(ctx, h)
-		if err == nil && len(f.Embedding) == enc.Dim() {
-			out[h] = to64(f.Embedding)
+		if v, ok := byText[e.Intent]; ok {
+			out[h] = v
 			continue
 		}
-		if err != nil && !featurestore.IsNotFound(err) {
-			return nil, fmt.Errorf("train: intent features: %w", err)
+		if keys, ok := pending[e.Intent]; ok {
+			pending[e.Intent], out[h] = append(keys, h), nil
+			continue
 		}
-		out[h] = nil
-		missing, missingHash = append(missing, e.Intent), append(missingHash, h)
+		v, err := stored(h)
+		if err == nil && v == nil && len(e.ContextTools) > 0 {
+			v, err = stored(featurestore.IntentHash(e.Intent, nil))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			out[h], byText[e.Intent] = v, v
+			continue
+		}
+		out[h], pending[e.Intent] = nil, []string{h}
+		missing = append(missing, e.Intent)
 	}
 	if len(missing) > 0 {
 		vecs, err := encodeBatched(ctx, enc, missing)
 		if err != nil {
 			return nil, fmt.Errorf("train: encode intents: %w", err)
 		}
-		for i, h := range missingHash {
-			out[h] = to64(vecs[i])
+		for i, text := range missing {
+			v := to64(vecs[i])
+			for _, h := range pending[text] {
+				out[h] = v
+			}
 		}
 	}
 	return out, nil

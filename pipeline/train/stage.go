@@ -145,6 +145,7 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	params["data.valid_transitions"] = strconv.Itoa(len(data.Valid))
 	params["data.pool"] = strconv.Itoa(len(data.Pool))
 	params["data.pseudo_prefix"] = src.PseudoPrefix
+	params["data.pseudo_single_step"] = strconv.FormatBool(src.PseudoSingleStep)
 	params["data.evidence"] = strconv.FormatBool(!src.NoEvidence)
 	params["encoder"] = cfg.Encoder.Model().Name
 	params["encoder.version"] = cfg.Encoder.Model().Version

@@ -80,6 +80,24 @@ func TestStageSealTools(t *testing.T) {
 		assert.True(t, slices.Contains(paths, p), "artifact %s in %v", p, paths)
 	}
 
+	// What Load trains on: the 700 dev queries as pseudo-sessions, whose
+	// plans (1,804 calls) link 1,804 − 700 = 1,104 steps to a next one and
+	// carry the earlier calls' tools as context (up to five).
+	data, err := train.Load(ctx, train.Source{Store: st, Encoder: enc, PseudoPrefix: featurestore.SealToolsDevPrefix,
+		CandidateLevels: []int{0}, SplitSeed: 1}, tcfg.Model)
+	require.NoError(t, err)
+	assert.Len(t, append(train.Sessions(data.Split.Train), train.Sessions(data.Split.Valid)...), 700)
+	links, byContext := 0, map[int]int{}
+	for _, s := range append(slices.Clone(data.Train), data.Valid...) {
+		if s.Next >= 0 {
+			links++
+		}
+		byContext[len(s.Context)]++
+	}
+	assert.Equal(t, 1104, links)
+	assert.Positive(t, byContext[2])
+	assert.Positive(t, byContext[5])
+
 	f, err := mlmodel.Download(ctx, c, "models:/"+name+"/"+string(mlflowclient.StageStaging), filepath.Join(t.TempDir(), "dl"))
 	require.NoError(t, err)
 	p, err := shgat.ReadMLflowModel(f.Dir)

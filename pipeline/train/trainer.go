@@ -411,6 +411,57 @@ func (t *Trainer) trainValue() error {
 	return nil
 }
 
+// lambdaTargets returns the TD target of each sample in idx: its offline
+// λ-return (valuenet.LambdaReturns, with net's γ and λ) over the rest of its
+// own trajectory, following Next to the terminal step,
+//
+//	G[t] = r[t] + γ·((1−λ)·V(s[t+1]) + λ·G[t+1]),   G[T] = r[T] at the end,
+//
+// so a plan's reward, which arrives at its last step, reaches its first
+// step through the real rewards of the steps between rather than through
+// one value estimate alone. values gives V of the later states (sample
+// indices), asked once per call for every state needed, each once. Next
+// links only steps of one trajectory, so no target bootstraps from an
+// unrelated candidate; a terminal sample's target is its reward.
+func lambdaTargets(net *valuenet.Net, samples []Sample, idx []int, values func(ks []int) ([]float64, error)) ([]float64, error) {
+	pos := map[int]int{}
+	var need []int
+	for _, i := range idx {
+		steps := 0
+		for k := samples[i].Next; k >= 0; k = samples[k].Next {
+			if steps++; steps > len(samples) {
+				return nil, &DataError{Reason: fmt.Sprintf("training sample %d: its trajectory loops (session %q)", i, samples[i].Session)}
+			}
+			if _, ok := pos[k]; !ok {
+				pos[k] = len(need)
+				need = append(need, k)
+			}
+		}
+	}
+	var vs []float64
+	if len(need) > 0 {
+		var err error
+		if vs, err = values(need); err != nil {
+			return nil, fmt.Errorf("train: value network: %w", err)
+		}
+	}
+	out := make([]float64, len(idx))
+	for j, i := range idx {
+		// V(s[i]) is no part of its own target: LambdaReturns reads values
+		// from index 1 on.
+		vals, rewards := []float64{0}, []float64{samples[i].Reward}
+		for k := samples[i].Next; k >= 0; k = samples[k].Next {
+			vals, rewards = append(vals, vs[pos[k]]), append(rewards, samples[k].Reward)
+		}
+		g, err := net.LambdaReturns(vals, rewards, true)
+		if err != nil {
+			return nil, fmt.Errorf("train: λ-return of training sample %d: %w", i, err)
+		}
+		out[j] = g[0]
+	}
+	return out, nil
+}
+
 // trainStep is the design's step: PER batch → SHGAT scores → TD targets
 // from the value network → IS-weighted loss → backward → Adam → |δ| back to
 // the buffer.
@@ -427,26 +478,17 @@ func (t *Trainer) trainStep() (StepStats, error) {
 		s := data.Train[k]
 		examples[i], sel[i] = t.example(s)
 	}
-	// TD targets: y = r + γ·V(s') (r at the end of a session).
-	targets := make([]float64, n)
-	var nextX [][]float64
-	var nextOf []int
-	for i, k := range batch.Items {
-		s := data.Train[k]
-		targets[i] = s.Reward
-		if s.Next >= 0 {
-			nextX = append(nextX, t.valueInput(data.Train[s.Next]))
-			nextOf = append(nextOf, i)
+	// TD targets: λ-returns over the rest of each transition's own
+	// trajectory (r alone at its end).
+	targets, err := lambdaTargets(t.value, data.Train, batch.Items, func(ks []int) ([]float64, error) {
+		xs := make([][]float64, len(ks))
+		for j, k := range ks {
+			xs[j] = t.valueInput(data.Train[k])
 		}
-	}
-	if len(nextX) > 0 {
-		vs, err := t.value.ValueBatch(nextX)
-		if err != nil {
-			return StepStats{}, fmt.Errorf("train: value network: %w", err)
-		}
-		for j, i := range nextOf {
-			targets[i] += cfg.Value.Gamma * vs[j]
-		}
+		return t.value.ValueBatch(xs)
+	})
+	if err != nil {
+		return StepStats{}, err
 	}
 
 	out, err := t.model.Forward(shgat.Input{

@@ -65,9 +65,12 @@ type Transition struct {
 // Terminal reports whether the transition ends its session.
 func (t Transition) Terminal() bool { return t.Next < 0 }
 
-// Transitions orders each session's experiences by time (ties keep input
-// order) and links every experience to the next one of its session. The
+// Transitions orders each session's logged experiences by time (ties keep
+// input order) and links every experience to the next one of its session:
+// a logged session is one trajectory of decisions actually taken. The
 // result is grouped by session, sessions in order of first appearance.
+// Pseudo-sessions have counterfactual alternatives, not a sequence: use
+// PseudoTransitions for them.
 func Transitions(exps []featurestore.Experience, r Rewards) []Transition {
 	order := map[string]int{}
 	var sessions [][]int
@@ -89,6 +92,38 @@ func Transitions(exps []featurestore.Experience, r Rewards) []Transition {
 				next = len(out) + 1
 			}
 			out = append(out, Transition{Experience: exps[i], Reward: r.Reward(exps[i]), Next: next, Session: exps[i].SessionID})
+		}
+	}
+	return out
+}
+
+// PseudoTransitions turns pseudo-sessions into transitions. Next links the
+// steps of one episode (featurestore.PseudoSession.Episodes) and nothing
+// else: a sampled negative, or a relevant capability of a query without a
+// plan, is terminal, so no target bootstraps from an unrelated candidate.
+//
+// An episode is a plan whose reward arrives when it completes: its last
+// step gets the reward of its experience (r.Reward), earlier steps 0, and
+// they earn their value through γ·V of the next step of the same plan. Their
+// outcome stays success (each was the right call given the earlier ones), so
+// the listwise loss still ranks them first and validation counts them as
+// relevant.
+//
+// The result is grouped by session, sessions in order, and within a
+// session episode after episode, each in step order. A session's first
+// transition (its plan's first step, or a one-step episode) is made with
+// the query's own context, which validation ranks with (see queries).
+func PseudoTransitions(sessions []featurestore.PseudoSession, r Rewards) []Transition {
+	var out []Transition
+	for _, s := range sessions {
+		for _, ep := range s.Episodes {
+			for j, e := range ep {
+				next, reward := -1, r.Reward(e)
+				if j+1 < len(ep) {
+					next, reward = len(out)+1, 0
+				}
+				out = append(out, Transition{Experience: e, Reward: reward, Next: next, Session: s.ID})
+			}
 		}
 	}
 	return out

@@ -87,8 +87,12 @@ func checkDisjoint(t *testing.T, sp Split, total int) {
 			t.Fatalf("session %s is on both sides", tr.Session)
 		}
 	}
+	links := 0
 	for _, part := range [][]Transition{sp.Train, sp.Valid} {
 		for i, tr := range part {
+			if tr.Next >= 0 {
+				links++
+			}
 			if tr.Next >= 0 && (part[tr.Next].Session != tr.Session || !part[tr.Next].Experience.Timestamp.After(tr.Experience.Timestamp)) {
 				t.Fatalf("transition %d links to another session or back in time", i)
 			}
@@ -151,5 +155,70 @@ func TestSplitTemporal(t *testing.T) {
 		if !tr.Experience.Timestamp.After(lastTrain) {
 			t.Fatalf("validation experience at %v is not after the last training one %v", tr.Experience.Timestamp, lastTrain)
 		}
+	}
+}
+
+// TestPseudoTransitions: Next links the steps of a plan and nothing else;
+// negatives are terminal; the plan's reward arrives at its last step; the
+// session's first transition is the plan's first step.
+func TestPseudoTransitions(t *testing.T) {
+	step := func(cap string, ctx []string, o featurestore.Outcome) featurestore.Experience {
+		return featurestore.Experience{SelectedCapability: cap, ContextTools: ctx, Outcome: o, SessionID: "pseudo-q"}
+	}
+	sessions := []featurestore.PseudoSession{
+		{ID: "pseudo-q", QueryID: "q", Episodes: [][]featurestore.Experience{
+			{step("a", nil, featurestore.OutcomeSuccess), step("b", []string{"ta"}, featurestore.OutcomeSuccess), step("c", []string{"ta", "tb"}, featurestore.OutcomeSuccess)},
+			{step("x", nil, featurestore.OutcomeFailure)},
+			{step("y", []string{"ta"}, featurestore.OutcomeFailure)},
+		}},
+		{ID: "pseudo-r", QueryID: "r", Episodes: [][]featurestore.Experience{
+			{step("d", nil, featurestore.OutcomeSuccess)},
+			{step("z", nil, featurestore.OutcomeFailure)},
+		}},
+	}
+	ts := PseudoTransitions(sessions, DefaultRewards())
+	want := []struct {
+		cap     string
+		next    int
+		reward  float64
+		session string
+	}{
+		{"a", 1, 0, "pseudo-q"}, {"b", 2, 0, "pseudo-q"}, {"c", -1, 1, "pseudo-q"},
+		{"x", -1, 0, "pseudo-q"}, {"y", -1, 0, "pseudo-q"},
+		{"d", -1, 1, "pseudo-r"}, {"z", -1, 0, "pseudo-r"},
+	}
+	if len(ts) != len(want) {
+		t.Fatalf("%d transitions, want %d", len(ts), len(want))
+	}
+	for i, w := range want {
+		tr := ts[i]
+		if tr.Experience.SelectedCapability != w.cap || tr.Next != w.next || tr.Reward != w.reward || tr.Session != w.session {
+			t.Errorf("transition %d = %s next %d reward %v session %s, want %+v", i, tr.Experience.SelectedCapability, tr.Next, tr.Reward, tr.Session, w)
+		}
+	}
+	// The split keeps a session's episodes together and remaps the links.
+	var many []featurestore.PseudoSession
+	for i := range 40 {
+		s := sessions[0]
+		s.ID = fmt.Sprintf("pseudo-q%d", i)
+		many = append(many, s)
+	}
+	sp, err := SplitBySession(PseudoTransitions(many, DefaultRewards()), 0.25, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := 0
+	for _, part := range [][]Transition{sp.Train, sp.Valid} {
+		for i, tr := range part {
+			if tr.Next >= 0 {
+				links++
+			}
+			if tr.Next >= 0 && (part[tr.Next].Session != tr.Session || part[tr.Next].Experience.SelectedCapability != map[string]string{"a": "b", "b": "c"}[tr.Experience.SelectedCapability]) {
+				t.Fatalf("transition %d (%s) links to %s of %s", i, tr.Experience.SelectedCapability, part[tr.Next].Experience.SelectedCapability, part[tr.Next].Session)
+			}
+		}
+	}
+	if links != 2*40 {
+		t.Fatalf("%d links after the split, want 80 (a→b, b→c per session)", links)
 	}
 }
