@@ -139,6 +139,7 @@ func trainCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 	tkf := newTrackingFlags(fs, "train")
 	tf := newTrainFlags(fs)
 	noCache := fs.Bool("no-embedding-cache", false, "encode every text again instead of reading the store's embedding cache")
+	ablation := fs.Bool("ablation", false, "train every ablation variant (train.AblationVariants) with the same data and seed, report each on --report-prefix, and print the table (nothing is registered)")
 	dump := fs.Bool("dump-config", false, "print the effective configuration as \"flag value\" lines (a start for --config) and exit")
 	return &ffcli.Command{
 		Name:       "train",
@@ -182,9 +183,24 @@ func trainCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 			if err != nil {
 				return fmt.Errorf("train: %w", flagError(err))
 			}
+			if *ablation && scfg.ReportPrefix == "" {
+				return errors.New("train: --ablation reports on held-out queries: set --report-prefix")
+			}
 			r, err := tkf.runner(st, stderr, log)
 			if err != nil {
 				return fmt.Errorf("train: %w", err)
+			}
+			if *ablation {
+				log.Info("ablation", "store", where, "encoder", enc.Model().Name, "variants", len(train.AblationVariants()))
+				ab, res, err := train.Ablate(ctx, r, scfg, train.AblationVariants())
+				if err != nil {
+					return fmt.Errorf("train: %w", flagError(err))
+				}
+				fmt.Fprintln(stdout, ab.Markdown())
+				if res.ParentRunID != "" {
+					fmt.Fprintf(stdout, "run     %s (experiment %s): one child run per variant, ablation.md in ablation-table\n", res.ParentRunID, res.ExperimentID)
+				}
+				return nil
 			}
 			log.Info("training", "store", where, "encoder", enc.Model().Name, "text_dim", enc.Dim())
 			// Runner.Run drops the stage's Summary; keep it for the tables.

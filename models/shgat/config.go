@@ -28,6 +28,13 @@ type Config struct {
 	// computed by the caller (models/evidence), the weights learned here.
 	Evidence     []string
 	EvidenceInit []float64
+	// IntentParts scores an intent as the best of its parts: the whole
+	// intent and each of its clauses (models/evidence.Parts) are scored as
+	// rows of one batch, and each candidate keeps its highest score. The
+	// caller does the max (train, models/ranker); the scorer and its ONNX
+	// export score rows as always. A request that asks for three things
+	// gets each matched on its own instead of the average of the three.
+	IntentParts bool
 
 	// Init is "identity" (default: square projections start at I plus
 	// small noise, so the untrained model ranks like cosine similarity of

@@ -79,10 +79,10 @@ func multiStepData(t *testing.T, d, nQueries int, singleStep bool) *Data {
 		t.Fatal(err)
 	}
 	data := &Data{Graph: g, Features: feats, Pool: PoolOfLevels(g, []int{0})}
-	if data.Train, err = Resolve(context.Background(), g, sp.Train, intents, nil); err != nil {
+	if data.Train, err = Resolve(context.Background(), g, sp.Train, intents, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if data.Valid, err = Resolve(context.Background(), g, sp.Valid, intents, nil); err != nil {
+	if data.Valid, err = Resolve(context.Background(), g, sp.Valid, intents, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	return data

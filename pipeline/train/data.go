@@ -18,6 +18,10 @@ type Sample struct {
 	Success bool
 	Next    int // index of the session's next sample on the same side; -1: terminal
 	Session string
+	// Parts are the unit embeddings of the intent's parts (evidence.Parts);
+	// nil when the intent is one part or parts are not used. Shared by the
+	// samples of one intent.
+	Parts [][]float64
 	// Evidence holds the evidence features (models/evidence) of every
 	// capability, [C×F] in graph order; nil without evidence. Shared by the
 	// samples of one intent.
@@ -50,9 +54,11 @@ func (e *DataError) Error() string { return "train: data: " + e.Reason }
 // transition naming an unknown capability or tool, or whose intent has no
 // embedding, is an error naming it.
 //
-// ev, when not nil, adds each intent's evidence features.
-func Resolve(ctx context.Context, g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
+// ev, when not nil, adds each intent's evidence features; parts, when not
+// nil, the embeddings of its parts (for shgat.Config.IntentParts).
+func Resolve(ctx context.Context, g *shgat.Graph, ts []Transition, intents map[string][]float64, ev *Evidence, parts *Parts) ([]Sample, error) {
 	out := make([]Sample, len(ts))
+	rows := map[string][][]float64{} // shared by the samples of one intent
 	for i, t := range ts {
 		e := t.Experience
 		c, ok := g.CapIndex(e.SelectedCapability)
@@ -69,6 +75,17 @@ func Resolve(ctx context.Context, g *shgat.Graph, ts []Transition, intents map[s
 			if s.Evidence, err = ev.Features(ctx, e.Intent, emb); err != nil {
 				return nil, err
 			}
+		}
+		if parts != nil {
+			r, ok := rows[e.Intent]
+			if !ok {
+				var err error
+				if r, err = partRows(ctx, parts, e.Intent); err != nil {
+					return nil, err
+				}
+				rows[e.Intent] = r
+			}
+			s.Parts = r
 		}
 		for _, id := range e.ContextTools {
 			k, ok := g.ToolIndex(id)
@@ -97,7 +114,9 @@ func PoolOfLevels(g *shgat.Graph, levels []int) []int {
 // query is one validation session: its intent, context and the capabilities
 // that succeeded in it.
 type query struct {
+	session  string
 	intent   []float64
+	parts    [][]float64
 	context  []int
 	evidence []float64
 	relevant map[int]bool
@@ -118,7 +137,7 @@ func queries(samples []Sample) []query {
 		if !ok {
 			k = len(out)
 			idx[s.Session] = k
-			out = append(out, query{intent: s.Intent, context: s.Context, evidence: s.Evidence, relevant: map[int]bool{}})
+			out = append(out, query{session: s.Session, intent: s.Intent, parts: s.Parts, context: s.Context, evidence: s.Evidence, relevant: map[int]bool{}})
 		}
 		if s.Success {
 			out[k].relevant[s.Cap] = true
@@ -144,4 +163,72 @@ func shorten(s string) string {
 		return string(r[:60]) + "…"
 	}
 	return s
+}
+
+// rowsOf returns the intent rows a sample is scored with: the whole intent,
+// then its parts when the model scores parts (shgat.Config.IntentParts).
+func rowsOf(m *shgat.Model, intent []float64, parts [][]float64) [][]float64 {
+	if !m.Config.IntentParts || len(parts) == 0 {
+		return [][]float64{intent}
+	}
+	return append([][]float64{intent}, parts...)
+}
+
+// partBatch is a batch of examples expanded into one example per intent
+// row; a candidate's score is its best row's (IntentParts).
+type partBatch struct {
+	Examples []shgat.Example
+	first    []int // per original example: the index of its first row
+	rows     []int // per original example: its number of rows
+}
+
+// expandRows gives each example one copy per row of rows[i] (same context,
+// candidates and evidence).
+func expandRows(examples []shgat.Example, rows [][][]float64) partBatch {
+	var pb partBatch
+	for i, ex := range examples {
+		pb.first = append(pb.first, len(pb.Examples))
+		pb.rows = append(pb.rows, len(rows[i]))
+		for _, r := range rows[i] {
+			e := ex
+			e.Intent = r
+			pb.Examples = append(pb.Examples, e)
+		}
+	}
+	return pb
+}
+
+// combine returns each original example's scores, the max over its rows,
+// and for each candidate the row that gave it. The max commutes with the
+// evidence (the same for every row) and with the reliability factor (which
+// is increasing), so it is the max of the dense scores, fused as usual.
+func (pb partBatch) combine(scores [][]float64) (best [][]float64, arg [][]int) {
+	best, arg = make([][]float64, len(pb.first)), make([][]int, len(pb.first))
+	for i, f := range pb.first {
+		best[i] = append([]float64(nil), scores[f]...)
+		arg[i] = make([]int, len(best[i]))
+		for r := 1; r < pb.rows[i]; r++ {
+			for j, s := range scores[f+r] {
+				if s > best[i][j] {
+					best[i][j], arg[i][j] = s, r
+				}
+			}
+		}
+	}
+	return best, arg
+}
+
+// spread sends each original example's score gradient to the rows that
+// gave the scores (the max's subgradient).
+func (pb partBatch) spread(dS [][]float64, arg [][]int) [][]float64 {
+	out := make([][]float64, len(pb.Examples))
+	for i, f := range pb.first {
+		for r := range pb.rows[i] {
+			out[f+r] = make([]float64, len(dS[i]))
+		}
+		for j, g := range dS[i] {
+			out[f+arg[i][j]][j] = g
+		}
+	}
+	return out
 }

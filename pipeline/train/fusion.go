@@ -16,15 +16,19 @@ func (t *Trainer) fitFusion(ctx context.Context) error {
 	data := t.data
 	qs := queries(data.Train)
 	batch := make([]shgat.Example, len(qs))
+	rows := make([][][]float64, len(qs))
 	for i, q := range qs {
 		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool}
+		rows[i] = rowsOf(t.model, q.intent, q.parts)
 	}
 	// Reliability 1 gives the raw dense scores; the factors are applied
 	// below, after the evidence, as the model does.
-	out, err := t.model.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Batch: batch})
+	pb := expandRows(batch, rows)
+	out, err := t.model.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Batch: pb.Examples})
 	if err != nil {
 		return err
 	}
+	dense, _ := pb.combine(out.Scores)
 	nf := len(t.model.Params.Evid)
 	ev := make([][]float64, len(qs))
 	for i, q := range qs {
@@ -49,7 +53,7 @@ func (t *Trainer) fitFusion(ctx context.Context) error {
 		clear(grad)
 		for i, q := range qs {
 			for j := range data.Pool {
-				raw := out.Scores[i][j] + dot(w, ev[i][j*nf:(j+1)*nf])
+				raw := dense[i][j] + dot(w, ev[i][j*nf:(j+1)*nf])
 				scores[j] = shgat.Reliable(raw, rel[j])
 				dr[j] = rel[j]
 				if raw < 0 {

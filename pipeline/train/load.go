@@ -47,6 +47,7 @@ type Loaded struct {
 	Tools          []featurestore.Tool
 	ToolText       [][]float32 // unit text embeddings of the tools (evidence.ToolText)
 	Evidence       *Evidence   // nil when Source.NoEvidence
+	Parts          *Parts      // the intents' parts (evidence and, with IntentParts, scored rows)
 
 	store featurestore.Store
 }
@@ -151,32 +152,39 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	} else if sp, err = SplitBySession(ts, frac, src.SplitSeed); err != nil {
 		return nil, err
 	}
+	// The intents' parts feed the part evidence features and, with
+	// IntentParts, the scorer itself: encoded once, in batches.
+	parts := NewParts(src.Encoder)
+	intentTexts := make([]string, 0, len(exps))
+	for _, e := range exps {
+		intentTexts = append(intentTexts, e.Intent)
+	}
+	if err := parts.Prepare(ctx, intentTexts); err != nil {
+		return nil, err
+	}
 	var ev *Evidence
 	if !src.NoEvidence {
 		ix, err := evidence.New(tools, caps, vecs)
 		if err != nil {
 			return nil, err
 		}
-		if ev, err = NewEvidence(ix, src.Encoder, cfg.Evidence); err != nil {
+		if ev, err = NewEvidence(ix, parts, cfg.Evidence); err != nil {
 			return nil, err
 		}
-		texts := make([]string, 0, len(exps))
-		for _, e := range exps {
-			texts = append(texts, e.Intent)
-		}
-		if err := ev.Prepare(ctx, texts); err != nil {
-			return nil, err
-		}
+	}
+	var rowParts *Parts
+	if cfg.IntentParts {
+		rowParts = parts
 	}
 	data := &Data{Graph: g, Features: feats, Reliability: rel, Pool: PoolOfLevels(g, src.CandidateLevels)}
-	if data.Train, err = Resolve(ctx, g, sp.Train, intents, ev); err != nil {
+	if data.Train, err = Resolve(ctx, g, sp.Train, intents, ev, rowParts); err != nil {
 		return nil, err
 	}
-	if data.Valid, err = Resolve(ctx, g, sp.Valid, intents, ev); err != nil {
+	if data.Valid, err = Resolve(ctx, g, sp.Valid, intents, ev, rowParts); err != nil {
 		return nil, err
 	}
 	return &Loaded{Data: data, Intents: intents, FeatureVersion: version, Split: sp, Capabilities: caps, Tools: tools,
-		ToolText: vecs, Evidence: ev, store: st}, nil
+		ToolText: vecs, Evidence: ev, Parts: parts, store: st}, nil
 }
 
 // IntentEmbeddings returns the embedding of every distinct (intent, context)
@@ -246,8 +254,9 @@ func IntentEmbeddings(ctx context.Context, st featurestore.Store, enc textembed.
 }
 
 // QuerySamples turns evaluation queries into one sample per relevant
-// capability (success, one session per query), for Evaluate.
-func QuerySamples(ctx context.Context, g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64, ev *Evidence) ([]Sample, error) {
+// capability (success, one session per query), for Evaluate; parts, when
+// not nil, adds the intents' part rows (shgat.Config.IntentParts).
+func QuerySamples(ctx context.Context, g *shgat.Graph, qs []featurestore.Query, intents map[string][]float64, ev *Evidence, parts *Parts) ([]Sample, error) {
 	var out []Sample
 	for _, q := range qs {
 		emb, ok := intents[featurestore.IntentHash(q.Intent, q.ContextTools)]
@@ -269,12 +278,19 @@ func QuerySamples(ctx context.Context, g *shgat.Graph, qs []featurestore.Query, 
 				return nil, err
 			}
 		}
+		var rows [][]float64
+		if parts != nil {
+			var err error
+			if rows, err = partRows(ctx, parts, q.Intent); err != nil {
+				return nil, err
+			}
+		}
 		for _, r := range q.Relevant {
 			c, ok := g.CapIndex(r)
 			if !ok {
 				return nil, &DataError{Reason: fmt.Sprintf("query %q: unknown relevant capability %q", q.ID, r)}
 			}
-			out = append(out, Sample{Intent: emb, Context: ctxIdx, Cap: c, Reward: 1, Success: true, Next: -1, Session: q.ID, Evidence: l})
+			out = append(out, Sample{Intent: emb, Parts: rows, Context: ctxIdx, Cap: c, Reward: 1, Success: true, Next: -1, Session: q.ID, Evidence: l})
 		}
 	}
 	return out, nil

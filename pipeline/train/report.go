@@ -1,7 +1,11 @@
 package train
 
 import (
+	"fmt"
 	"os"
+
+	"github.com/capflow/capflow/featurestore"
+	"github.com/capflow/capflow/models/bm25"
 
 	"github.com/capflow/capflow/evaluation/metrics"
 	"gonum.org/v1/plot"
@@ -32,6 +36,52 @@ func EvaluateCosine(data *Data, samples []Sample) Validation {
 	}
 	v.mean()
 	return v
+}
+
+// EvaluateBM25 ranks the pool by Okapi BM25 of the query text against each
+// capability's document (bm25.CapabilityDocument): the strongest classical
+// baseline on Seal-Tools. text gives each session's intent.
+func EvaluateBM25(data *Data, tools []featurestore.Tool, caps []featurestore.Capability, samples []Sample, text map[string]string) (Validation, error) {
+	toolByID := make(map[string]featurestore.Tool, len(tools))
+	for _, t := range tools {
+		toolByID[t.ID] = t
+	}
+	capByID := make(map[string]featurestore.Capability, len(caps))
+	for _, c := range caps {
+		capByID[c.ID] = c
+	}
+	docs := make([]string, len(data.Graph.Caps))
+	for i, id := range data.Graph.Caps {
+		c, ok := capByID[id]
+		if !ok {
+			return Validation{}, &DataError{Reason: fmt.Sprintf("capability %q of the graph has no record", id)}
+		}
+		docs[i] = bm25.CapabilityDocument(c, toolByID, capByID)
+	}
+	ix, err := bm25.New(docs, bm25.DefaultConfig())
+	if err != nil {
+		return Validation{}, err
+	}
+	var v Validation
+	scores := make([]float64, len(data.Pool))
+	ranked := make([]int, len(data.Pool))
+	for _, q := range queries(samples) {
+		t, ok := text[q.session]
+		if !ok {
+			return Validation{}, &DataError{Reason: fmt.Sprintf("no intent text for session %q", q.session)}
+		}
+		all := ix.Scores(t, nil)
+		for j, c := range data.Pool {
+			scores[j] = all[c]
+		}
+		for r, j := range metrics.Rank(scores) {
+			ranked[r] = data.Pool[j]
+		}
+		v.add(ranked, q.relevant)
+		v.Queries++
+	}
+	v.mean()
+	return v, nil
 }
 
 func (v *Validation) add(ranked []int, relevant map[int]bool) {

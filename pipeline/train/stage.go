@@ -239,7 +239,18 @@ func (s *Stage) report(ctx context.Context, data *Loaded, tr *Trainer, untrained
 	if err != nil {
 		return nil, err
 	}
-	samples, err := QuerySamples(ctx, data.Graph, qs, intents, data.Evidence)
+	texts := make([]string, len(qs))
+	for i, q := range qs {
+		texts[i] = q.Intent
+	}
+	if err := data.Parts.Prepare(ctx, texts); err != nil {
+		return nil, err
+	}
+	var rows *Parts
+	if trained.Config.IntentParts {
+		rows = data.Parts
+	}
+	samples, err := QuerySamples(ctx, data.Graph, qs, intents, data.Evidence, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +268,13 @@ func (s *Stage) report(ctx context.Context, data *Loaded, tr *Trainer, untrained
 		}
 	}
 	out["cosine"] = EvaluateCosine(data.Data, samples)
+	text := make(map[string]string, len(qs))
+	for _, q := range qs {
+		text[q.ID] = q.Intent
+	}
+	if out["bm25"], err = EvaluateBM25(data.Data, data.Tools, data.Capabilities, samples, text); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

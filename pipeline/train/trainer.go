@@ -68,7 +68,7 @@ type ValueConfig struct {
 // validated after each; L2 pulls the projections towards identity.
 func DefaultConfig() Config {
 	return Config{
-		Model:     shgat.Config{Seed: 1, L2: 0.01},
+		Model:     shgat.Config{Seed: 1, L2: 0.01, IntentParts: true},
 		Value:     ValueConfig{Hidden: []int{256, 128, 64}, Gamma: 0.99, Lambda: 0.95, LR: 0.001},
 		Replay:    replay.DefaultConfig(),
 		Reward:    DefaultRewards(),
@@ -473,11 +473,14 @@ func (t *Trainer) trainStep() (StepStats, error) {
 	}
 	n := len(batch.Items)
 	examples := make([]shgat.Example, n)
+	rows := make([][][]float64, n)
 	sel := make([]int, n)
 	for i, k := range batch.Items {
 		s := data.Train[k]
 		examples[i], sel[i] = t.example(s)
+		rows[i] = rowsOf(t.model, s.Intent, s.Parts)
 	}
+	pb := expandRows(examples, rows)
 	// TD targets: λ-returns over the rest of each transition's own
 	// trajectory (r alone at its end).
 	targets, err := lambdaTargets(t.value, data.Train, batch.Items, func(ks []int) ([]float64, error) {
@@ -493,11 +496,12 @@ func (t *Trainer) trainStep() (StepStats, error) {
 
 	out, err := t.model.Forward(shgat.Input{
 		Graph: data.Graph, Features: data.Features, Reliability: data.Reliability,
-		Batch: examples, Train: true, Rand: t.rng,
+		Batch: pb.Examples, Train: true, Rand: t.rng,
 	})
 	if err != nil {
 		return StepStats{}, err
 	}
+	best, arg := pb.combine(out.Scores)
 	var st StepStats
 	dS := make([][]float64, n)
 	tdAbs := make([]float64, n)
@@ -505,7 +509,7 @@ func (t *Trainer) trainStep() (StepStats, error) {
 	inv := 1 / float64(n)
 	a, b := t.calib[0], t.calib[1]
 	for i := range n {
-		scores := out.Scores[i]
+		scores := best[i]
 		dS[i] = make([]float64, len(scores))
 		w := batch.Weights[i]
 		s := scores[sel[i]]
@@ -526,7 +530,7 @@ func (t *Trainer) trainStep() (StepStats, error) {
 			dS[i][sel[i]] -= cfg.ListwiseWeight * w * inv
 		}
 	}
-	grads, l2, err := out.Backward(dS)
+	grads, l2, err := out.Backward(pb.spread(dS, arg))
 	if err != nil {
 		return StepStats{}, err
 	}
@@ -566,17 +570,21 @@ func (t *Trainer) validate() (Validation, error) {
 func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) {
 	qs := queries(samples)
 	batch := make([]shgat.Example, len(qs))
+	rows := make([][][]float64, len(qs))
 	for i, q := range qs {
 		batch[i] = shgat.Example{Intent: q.intent, Context: q.context, Candidates: data.Pool, Evidence: gatherEvidence(q.evidence, data.Pool, len(m.Config.Evidence))}
+		rows[i] = rowsOf(m, q.intent, q.parts)
 	}
-	out, err := m.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Reliability: data.Reliability, Batch: batch})
+	pb := expandRows(batch, rows)
+	out, err := m.Forward(shgat.Input{Graph: data.Graph, Features: data.Features, Reliability: data.Reliability, Batch: pb.Examples})
 	if err != nil {
 		return Validation{}, err
 	}
+	scores, _ := pb.combine(out.Scores)
 	v := Validation{Queries: len(qs)}
 	ranked := make([]int, len(data.Pool))
 	for i, q := range qs {
-		for r, j := range metrics.Rank(out.Scores[i]) {
+		for r, j := range metrics.Rank(scores[i]) {
 			ranked[r] = data.Pool[j]
 		}
 		v.add(ranked, q.relevant)

@@ -109,10 +109,10 @@ func synthetic(t *testing.T, d, nQueries int) *Data {
 		t.Fatal(err)
 	}
 	data := &Data{Graph: g, Features: feats, Pool: PoolOfLevels(g, []int{0})}
-	if data.Train, err = Resolve(context.Background(), g, sp.Train, intents, nil); err != nil {
+	if data.Train, err = Resolve(context.Background(), g, sp.Train, intents, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if data.Valid, err = Resolve(context.Background(), g, sp.Valid, intents, nil); err != nil {
+	if data.Valid, err = Resolve(context.Background(), g, sp.Valid, intents, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	return data
