@@ -140,7 +140,14 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	if tcfg.CheckpointEvery > 0 && tcfg.CheckpointDir == "" {
 		tcfg.CheckpointDir = filepath.Join(out, "checkpoint")
 	}
+	tr, err := NewTrainer(tcfg, data.Data)
+	if err != nil {
+		return nil, err
+	}
 	params := flatten("", tcfg)
+	// The buffer's β horizon as used, not as configured (0 under BetaAnnealRun).
+	params["replay.BetaCalls"] = strconv.Itoa(tr.ReplayConfig().BetaCalls)
+	params["planned_steps"] = strconv.Itoa(tr.PlannedSteps())
 	params["data.train_transitions"] = strconv.Itoa(len(data.Train))
 	params["data.valid_transitions"] = strconv.Itoa(len(data.Valid))
 	params["data.pool"] = strconv.Itoa(len(data.Pool))
@@ -152,12 +159,8 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 		return nil, fmt.Errorf("train: log params: %w", err)
 	}
 
-	tr, err := NewTrainer(tcfg, data.Data)
-	if err != nil {
-		return nil, err
-	}
 	untrained := tr.Model().Params.Clone(tr.Model().Config)
-	total := tcfg.Epochs * tr.stepsPerEpoch()
+	total := tr.PlannedSteps()
 	bar := env.Progress.Start("train", total)
 	curves := &curves{}
 	var logErr error
