@@ -32,6 +32,13 @@ func (o PseudoOptions) withDefaults() PseudoOptions {
 	return o
 }
 
+// Session is the session id PseudoExperiences gives a query's experiences:
+// SessionPrefix (default "pseudo-") + the query id. Splits by session split
+// these, so this is how a query's side of such a split is found.
+func (o PseudoOptions) Session(queryID string) string {
+	return o.withDefaults().SessionPrefix + queryID
+}
+
 // PseudoExperiences derives training experiences from evaluation queries,
 // for datasets (such as Seal-Tools) that have queries but no logged
 // decisions. Derive them from the TRAIN split only (Seal-Tools: dev), never
@@ -104,7 +111,7 @@ func PseudoExperiences(queries []Query, caps []Capability, opts PseudoOptions) [
 		candidates = append(candidates, pool[:n]...)
 		rng.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 
-		session := opts.SessionPrefix + q.ID
+		session := opts.Session(q.ID)
 		for i, id := range candidates {
 			outcome := OutcomeFailure
 			if relevant[id] {

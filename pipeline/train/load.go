@@ -30,6 +30,20 @@ type Source struct {
 	NoEvidence      bool    // the dense score only (no evidence features)
 }
 
+// pseudoOptions are the options pseudo-experiences are derived with; their
+// session ids are what the validation split hashes (HeldOutQueries).
+func (src Source) pseudoOptions() featurestore.PseudoOptions {
+	return featurestore.PseudoOptions{Seed: src.PseudoSeed}
+}
+
+// validFraction is ValidFraction, 0 meaning 0.2.
+func (src Source) validFraction() float64 {
+	if src.ValidFraction == 0 {
+		return 0.2
+	}
+	return src.ValidFraction
+}
+
 // Loaded is training data plus what evaluation on other query sets needs.
 type Loaded struct {
 	*Data
@@ -102,7 +116,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		if err != nil {
 			return nil, fmt.Errorf("train: pseudo-experience queries: %w", err)
 		}
-		exps = featurestore.PseudoExperiences(train, caps, featurestore.PseudoOptions{Seed: src.PseudoSeed})
+		exps = featurestore.PseudoExperiences(train, caps, src.pseudoOptions())
 	} else if exps, err = st.ExperiencesBetween(ctx, time.Time{}, time.Now().Add(24*time.Hour)); err != nil {
 		return nil, fmt.Errorf("train: experiences: %w", err)
 	}
@@ -118,10 +132,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		rewards = DefaultRewards() // the zero value would make every reward 0
 	}
 	ts := Transitions(exps, rewards)
-	frac := src.ValidFraction
-	if frac == 0 {
-		frac = 0.2
-	}
+	frac := src.validFraction()
 	var sp Split
 	if src.Temporal {
 		cut, err := TemporalCutoff(ts, frac)

@@ -49,8 +49,8 @@ type StageConfig struct {
 	// ReportPrefix, when set, also evaluates on the store's queries whose id
 	// has this prefix (Seal-Tools: "test_in_domain-"): the trained model,
 	// the untrained one, the one right after the fusion fit, and plain cosine
-	// similarity, logged as report_*.
-	// Never the prefix trained on.
+	// similarity, logged as report_*. Nothing is selected on it. It must not
+	// overlap Source.PseudoPrefix (neither a prefix of the other).
 	ReportPrefix string
 
 	// OutDir keeps the model folder and the checkpoints (default: a
@@ -70,8 +70,11 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if err := cfg.Train.check(); err != nil {
 		return nil, err
 	}
-	if cfg.ReportPrefix != "" && cfg.ReportPrefix == cfg.Source.PseudoPrefix {
-		return nil, &ConfigError{Field: "report_prefix", Reason: "equals the training query prefix: a report on the training split says nothing"}
+	if r, p := cfg.ReportPrefix, cfg.Source.PseudoPrefix; r != "" && p != "" && (strings.HasPrefix(r, p) || strings.HasPrefix(p, r)) {
+		// One prefix inside the other ("dev-" and "dev-easy-") shares
+		// queries: the report would then include queries training selected
+		// on (fitted, validated, stopped early on).
+		return nil, &ConfigError{Field: "report_prefix", Reason: fmt.Sprintf("%q overlaps the training query prefix %q (pseudo_prefix): the reported queries must be ones training never selects on", r, p)}
 	}
 	switch cfg.Stage {
 	case "":
@@ -152,6 +155,14 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	params["data.valid_transitions"] = strconv.Itoa(len(data.Valid))
 	params["data.pool"] = strconv.Itoa(len(data.Pool))
 	params["data.pseudo_prefix"] = src.PseudoPrefix
+	// The split, so that evaluation can tell held-out queries from training
+	// ones (HeldOutQueries) and refuse to select on the latter.
+	params["data.split"] = SplitBySessionHash
+	if src.Temporal {
+		params["data.split"] = SplitByTime
+	}
+	params["data.valid_fraction"] = strconv.FormatFloat(src.validFraction(), 'g', -1, 64)
+	params["data.split_seed"] = strconv.FormatUint(src.SplitSeed, 10)
 	params["data.evidence"] = strconv.FormatBool(!src.NoEvidence)
 	params["encoder"] = cfg.Encoder.Model().Name
 	params["encoder.version"] = cfg.Encoder.Model().Version

@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
 	"github.com/capflow/capflow/models/shgat"
+	"github.com/capflow/capflow/models/textembed"
 	"github.com/capflow/capflow/pipeline"
 	"github.com/capflow/capflow/pipeline/train"
 )
@@ -87,4 +89,26 @@ func TestStageSealTools(t *testing.T) {
 	assert.Len(t, p.Catalog.CapabilityIDs, len(d.Capabilities))
 	assert.NotEmpty(t, p.Catalog.ToolText)
 	assert.NotEmpty(t, f.Metadata[mlmodel.MetaDatasetDigest])
+}
+
+// The report prefix may not share queries with the training prefix: equal,
+// or either one a prefix of the other, is a *ConfigError on report_prefix.
+func TestStageRefusesAReportPrefixTrainedOn(t *testing.T) {
+	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: 8})
+	require.NoError(t, err)
+	stage := func(pseudo, report string) error {
+		_, err := train.NewStage(train.StageConfig{Train: train.DefaultConfig(), Encoder: enc,
+			Source: train.Source{PseudoPrefix: pseudo}, ReportPrefix: report})
+		return err
+	}
+	for _, c := range [][2]string{{"dev-", "dev-"}, {"dev-", "dev-easy-"}, {"dev-easy-", "dev-"}, {"dev-", "d"}} {
+		var ce *train.ConfigError
+		err := stage(c[0], c[1])
+		if assert.True(t, errors.As(err, &ce), "pseudo %q, report %q: %v", c[0], c[1], err) {
+			assert.Equal(t, "report_prefix", ce.Field)
+		}
+	}
+	for _, c := range [][2]string{{"dev-", "test_in_domain-"}, {"dev-", ""}, {"", "dev-"}, {"dev-", "devx-"}} {
+		assert.NoError(t, stage(c[0], c[1]), "pseudo %q, report %q", c[0], c[1])
+	}
 }
