@@ -34,6 +34,17 @@ const (
 	ValueModelDir     = "model_dir"     // the local MLflow Model folder
 )
 
+// Params of the stage's run that say which queries it trained on: the
+// pseudo-experience query prefix ("" when it trained on logged
+// experiences) and the validation split (SplitBySessionHash or
+// SplitByTime, the fraction, the seed). Evaluation reads them back.
+const (
+	ParamPseudoPrefix  = "data.pseudo_prefix"
+	ParamSplit         = "data.split"
+	ParamValidFraction = "data.valid_fraction"
+	ParamSplitSeed     = "data.split_seed"
+)
+
 // StageConfig configures the train stage.
 type StageConfig struct {
 	Train   Config
@@ -154,15 +165,15 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	params["data.train_transitions"] = strconv.Itoa(len(data.Train))
 	params["data.valid_transitions"] = strconv.Itoa(len(data.Valid))
 	params["data.pool"] = strconv.Itoa(len(data.Pool))
-	params["data.pseudo_prefix"] = src.PseudoPrefix
+	params[ParamPseudoPrefix] = src.PseudoPrefix
 	// The split, so that evaluation can tell held-out queries from training
 	// ones (HeldOutQueries) and refuse to select on the latter.
-	params["data.split"] = SplitBySessionHash
+	params[ParamSplit] = SplitBySessionHash
 	if src.Temporal {
-		params["data.split"] = SplitByTime
+		params[ParamSplit] = SplitByTime
 	}
-	params["data.valid_fraction"] = strconv.FormatFloat(src.validFraction(), 'g', -1, 64)
-	params["data.split_seed"] = strconv.FormatUint(src.SplitSeed, 10)
+	params[ParamValidFraction] = strconv.FormatFloat(src.validFraction(), 'g', -1, 64)
+	params[ParamSplitSeed] = strconv.FormatUint(src.SplitSeed, 10)
 	params["data.evidence"] = strconv.FormatBool(!src.NoEvidence)
 	params["encoder"] = cfg.Encoder.Model().Name
 	params["encoder.version"] = cfg.Encoder.Model().Version

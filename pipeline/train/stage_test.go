@@ -57,7 +57,11 @@ func TestStageSealTools(t *testing.T) {
 	}
 	assert.Equal(t, "16", params["batch_size"])
 	assert.Equal(t, "0.6", params["replay.Alpha"])
-	assert.Equal(t, "dev-", params["data.pseudo_prefix"])
+	assert.Equal(t, "dev-", params[train.ParamPseudoPrefix])
+	assert.Equal(t, train.SplitBySessionHash, params[train.ParamSplit])
+	assert.Equal(t, "0.2", params[train.ParamValidFraction])
+	assert.Equal(t, "1", params[train.ParamSplitSeed])
+	assert.Equal(t, "6", params["replay.BetaCalls"], "β's horizon is the run's planned steps")
 	var steps []int64
 	for m, err := range c.Runs.AllMetricHistory(ctx, runID, "loss", 100) {
 		require.NoError(t, err)
@@ -72,6 +76,7 @@ func TestStageSealTools(t *testing.T) {
 	for _, k := range []string{"valid_mrr", "best_valid_mrr", "report_trained_ndcg_at_5", "report_untrained_mrr", "report_cosine_mrr", "beta", "lr"} {
 		assert.Contains(t, latest, k)
 	}
+	assert.Equal(t, 1.0, latest["beta"], "β reaches 1 at the last step")
 	files, err := c.Artifacts.List(ctx, run.Info.ArtifactURI, "")
 	require.NoError(t, err)
 	var paths []string

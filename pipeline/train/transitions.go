@@ -124,44 +124,11 @@ func heldOut(session string, validFraction float64, seed uint64) bool {
 	return float64(mix(h.Sum64())>>11)/(1<<53) < validFraction
 }
 
-// Split methods, as the train stage logs them (param data.split).
+// Split methods, as the train stage logs them (ParamSplit).
 const (
 	SplitBySessionHash = "session"  // SplitBySession
 	SplitByTime        = "temporal" // SplitTemporal at TemporalCutoff
 )
-
-// HeldOutQueries returns the queries of qs that Load, given src, holds out
-// for validation when it trains on their pseudo-experiences: a query is one
-// session (featurestore.PseudoOptions.Session), and SplitBySession puts it
-// on the validation side by its hash alone, so the answer for one query
-// depends neither on the others nor on the catalog. Training never fits
-// those queries (it validates and stops early on them), which makes them
-// the set to select models on without touching the reported split.
-//
-// src.ValidFraction (0: 0.2), src.SplitSeed and src.PseudoSeed must be
-// the training run's. A temporal split (src.Temporal) holds out the latest
-// sessions, which depends on every query: that is a *SplitError, as is a
-// fraction outside (0, 1) or a result with no query.
-func HeldOutQueries(qs []featurestore.Query, src Source) ([]featurestore.Query, error) {
-	if src.Temporal {
-		return nil, &SplitError{Reason: "held-out queries of a temporal split cannot be computed query by query (train with the session split)"}
-	}
-	frac := src.validFraction()
-	if !(frac > 0 && frac < 1) {
-		return nil, &SplitError{Reason: fmt.Sprintf("valid fraction must be in (0,1), got %v", frac)}
-	}
-	opts := src.pseudoOptions()
-	var out []featurestore.Query
-	for _, q := range qs {
-		if heldOut(opts.Session(q.ID), frac, src.SplitSeed) {
-			out = append(out, q)
-		}
-	}
-	if len(out) == 0 {
-		return nil, &SplitError{Reason: fmt.Sprintf("none of the %d queries is held out at valid fraction %v, split seed %d", len(qs), frac, src.SplitSeed)}
-	}
-	return out, nil
-}
 
 // SplitTemporal puts the sessions that start at or after cutoff into Valid,
 // the earlier ones into Train: validation is always in the training data's
