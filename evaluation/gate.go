@@ -12,7 +12,7 @@ import (
 
 // GateConfig are the promotion rules. The zero value takes the defaults:
 // no regression of MRR or Hit@3 beyond noise against Production, and MRR
-// strictly above the cosine baseline's.
+// strictly above both the cosine and the BM25 baseline's.
 type GateConfig struct {
 	// NoRegression lists per-query metrics (mrr, ap, ndcg, hit_at_K,
 	// ndcg_at_K) that must not be significantly worse than Production's:
@@ -20,9 +20,13 @@ type GateConfig struct {
 	// of the paired per-query difference is below zero.
 	NoRegression []string
 	Z            float64 // 1.96 (two-sided 95%)
-	// Baseline must be beaten (mean of BaselineMetric strictly greater).
-	Baseline       string // "cosine"
-	BaselineMetric string // "mrr"
+	// Baselines must each be beaten: the candidate's mean BaselineMetric
+	// strictly above each one's. Default cosine (the untrained model's
+	// features) and bm25: on lexically close data such as Seal-Tools, BM25
+	// is the strongest classical ranker, and a model that loses to it
+	// should not serve.
+	Baselines      []string // ["cosine", "bm25"]
+	BaselineMetric string   // "mrr"
 }
 
 func (g GateConfig) withDefaults() GateConfig {
@@ -32,8 +36,8 @@ func (g GateConfig) withDefaults() GateConfig {
 	if g.Z == 0 {
 		g.Z = 1.96
 	}
-	if g.Baseline == "" {
-		g.Baseline = "cosine"
+	if len(g.Baselines) == 0 {
+		g.Baselines = []string{ModelCosine, ModelBM25}
 	}
 	if g.BaselineMetric == "" {
 		g.BaselineMetric = "mrr"
@@ -84,17 +88,19 @@ func Gate(cfg GateConfig, candidate metrics.Report, production *metrics.Report, 
 		c.Detail = fmt.Sprintf("paired diff %+.4f, %.0f%% CI [%+.4f, %+.4f] over %d queries", c.Diff, 100*confidence(cfg.Z), c.CILow, c.CIHigh, c.Queries)
 		add(c)
 	}
-	base, ok := baselines[cfg.Baseline]
-	if !ok {
-		return Decision{}, fmt.Errorf("evaluation: gate: no %q baseline report", cfg.Baseline)
+	for _, name := range cfg.Baselines {
+		base, ok := baselines[name]
+		if !ok {
+			return Decision{}, fmt.Errorf("evaluation: gate: no %q baseline report", name)
+		}
+		c, err := paired(cfg.BaselineMetric+" above the "+name+" baseline", cfg.BaselineMetric, candidate, base, cfg.Z)
+		if err != nil {
+			return Decision{}, err
+		}
+		c.Passed = c.Candidate > c.Reference
+		c.Detail = fmt.Sprintf("%.4f vs %.4f", c.Candidate, c.Reference)
+		add(c)
 	}
-	c, err := paired(cfg.BaselineMetric+" above the "+cfg.Baseline+" baseline", cfg.BaselineMetric, candidate, base, cfg.Z)
-	if err != nil {
-		return Decision{}, err
-	}
-	c.Passed = c.Candidate > c.Reference
-	c.Detail = fmt.Sprintf("%.4f vs %.4f", c.Candidate, c.Reference)
-	add(c)
 	return d, nil
 }
 

@@ -28,8 +28,9 @@ type Result struct {
 	Rankings []metrics.Ranking  `json:"-"`
 }
 
-// Evaluation is a whole evaluation: every ranker on the same queries, and
-// the gate's decision when there is a candidate.
+// Evaluation is a whole evaluation: every ranker on the same queries, the
+// gate's decision when there is a candidate (from Results only), and every
+// ranker on the report queries, which decide nothing.
 type Evaluation struct {
 	Queries     int       `json:"queries"`
 	Source      string    `json:"source"` // where the queries came from
@@ -37,6 +38,10 @@ type Evaluation struct {
 	Calibration string    `json:"calibration"` // where the softmax temperatures were fitted
 	Results     []Result  `json:"results"`
 	Decision    *Decision `json:"decision,omitempty"`
+
+	ReportQueries int      `json:"report_queries,omitempty"`
+	ReportSource  string   `json:"report_source,omitempty"`
+	Reported      []Result `json:"reported,omitempty"` // same rankers and order as Results
 }
 
 // JSON is the machine-readable report.
@@ -53,14 +58,25 @@ var tableColumns = []struct{ key, title string }{
 }
 
 // WriteTable writes the summary table (Markdown) of every result.
-func (e *Evaluation) WriteTable(w io.Writer) error {
+func (e *Evaluation) WriteTable(w io.Writer) error { return writeTable(w, e.Results) }
+
+// WriteReportTable writes the table of the report queries (nothing without
+// them).
+func (e *Evaluation) WriteReportTable(w io.Writer) error {
+	if len(e.Reported) == 0 {
+		return nil
+	}
+	return writeTable(w, e.Reported)
+}
+
+func writeTable(w io.Writer, results []Result) error {
 	var b strings.Builder
 	b.WriteString("| model |")
 	for _, c := range tableColumns {
 		b.WriteString(" " + c.title + " |")
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(tableColumns)) + "\n")
-	for _, r := range e.Results {
+	for _, r := range results {
 		fmt.Fprintf(&b, "| %s |", r.Name)
 		for _, c := range tableColumns {
 			v, ok := r.Metrics[c.key]
@@ -98,6 +114,11 @@ func (e *Evaluation) Markdown() string {
 			}
 			fmt.Fprintf(&b, "- %s — %s: %s\n", mark, c.Rule, c.Detail)
 		}
+	}
+	if len(e.Reported) > 0 {
+		fmt.Fprintf(&b, "\n## Reported only: %d queries from %s\n\n", e.ReportQueries, e.ReportSource)
+		b.WriteString("The gate does not read these, and no temperature is fitted on them.\n\n")
+		_ = e.WriteReportTable(&b)
 	}
 	return b.String()
 }

@@ -44,13 +44,26 @@ type StageConfig struct {
 	// model ("Production"), or a models:/ URI; "" for none. A missing
 	// reference (nothing in Production yet) is noted, not an error.
 	Against string
-	// Queries are the evaluation queries; Source says where they came
+	// Queries decide: the gate reads their metrics, and without
+	// Calibration the temperatures are fitted on them. Select on them, never
+	// on the split you report (Seal-Tools: dev queries the candidate's
+	// training held out, train.HeldOutQueries). When the candidate's training
+	// run says which queries it fitted (train.TrainedOn), Evaluate refuses
+	// decision or report queries among them. Source says where they came
 	// from (for the report).
 	Queries []featurestore.Query
 	Source  string
+	// Report queries are only reported: every ranker is evaluated on them
+	// too and they are logged as report_<ranker>_<metric>, but the gate
+	// never reads them and no temperature is fitted on them (they take the
+	// one fitted for Queries). Disjoint from Queries and Calibration.
+	// ReportSource says where they came from.
+	Report       []featurestore.Query
+	ReportSource string
 	// Calibration queries, disjoint from Queries, fit the softmax
 	// temperatures behind ECE and Brier; without them the temperatures
-	// are fitted on Queries (optimistic, and the report says so).
+	// are fitted on Queries (optimistic for Queries' own ECE, and the
+	// report says so).
 	Calibration []featurestore.Query
 	Levels      []int // rank capabilities of these levels (empty: all)
 	Encoder     textembed.Encoder
@@ -74,10 +87,32 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if len(cfg.Queries) == 0 {
 		return nil, &ConfigError{Field: "queries", Reason: "no evaluation queries"}
 	}
+	for _, other := range []struct {
+		name string
+		qs   []featurestore.Query
+	}{{"queries", cfg.Queries}, {"calibration", cfg.Calibration}} {
+		if id, ok := shared(cfg.Report, other.qs); ok {
+			return nil, &ConfigError{Field: "report", Reason: fmt.Sprintf("query %q is also in %s: a reported query must not decide or fit anything", id, other.name)}
+		}
+	}
 	if cfg.PromoteTo != "" && cfg.PromoteTo != string(mlflowclient.StageProduction) && cfg.PromoteTo != string(mlflowclient.StageStaging) {
 		return nil, &ConfigError{Field: "promote_to", Reason: fmt.Sprintf("must be Production or Staging, got %q", cfg.PromoteTo)}
 	}
 	return &Stage{cfg: cfg}, nil
+}
+
+// shared returns an id present in both query sets.
+func shared(a, b []featurestore.Query) (string, bool) {
+	ids := make(map[string]bool, len(b))
+	for _, q := range b {
+		ids[q.ID] = true
+	}
+	for _, q := range a {
+		if ids[q.ID] {
+			return q.ID, true
+		}
+	}
+	return "", false
 }
 
 // ConfigError names a configuration field that is wrong.
@@ -108,6 +143,16 @@ func (s *Stage) Evaluate(ctx context.Context, env *pipeline.Env) (*Evaluation, e
 		}
 		cfg.Model = uri
 	}
+	// Before anything is downloaded or ranked: a refusal costs nothing.
+	if cfg.Model != ModelCosine && cfg.Model != ModelBM25 && env.Client != nil {
+		v, err := ResolveVersion(ctx, env.Client, cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkNotTrainedOn(ctx, env, v); err != nil {
+			return nil, err
+		}
+	}
 	out := cfg.OutDir
 	if out == "" {
 		var err error
@@ -130,6 +175,12 @@ func (s *Stage) Evaluate(ctx context.Context, env *pipeline.Env) (*Evaluation, e
 	if err != nil {
 		return nil, err
 	}
+	var report []Query
+	if len(cfg.Report) > 0 {
+		if report, err = s.queries(ctx, st, cfg.Report, poolIDs); err != nil {
+			return nil, err
+		}
+	}
 	var calib []Query
 	calibSource := "the evaluated queries themselves (no calibration set: optimistic)"
 	if len(cfg.Calibration) > 0 {
@@ -148,17 +199,21 @@ func (s *Stage) Evaluate(ctx context.Context, env *pipeline.Env) (*Evaluation, e
 	if err != nil {
 		return nil, err
 	}
-	ev := &Evaluation{Queries: len(qs), Source: cfg.Source, Levels: cfg.Levels, Calibration: calibSource}
+	candidate := rankers[0]
+	ev := &Evaluation{Queries: len(qs), Source: cfg.Source, Levels: cfg.Levels, Calibration: calibSource,
+		ReportQueries: len(report), ReportSource: cfg.ReportSource}
 	reports := map[string]metrics.Report{}
 	for _, nr := range rankers {
-		res, err := s.evaluate(ctx, nr, qs, calib, poolIDs)
+		res, rep, err := s.evaluate(ctx, nr, qs, calib, report, poolIDs)
 		if err != nil {
 			return nil, fmt.Errorf("evaluation: %s: %w", nr.name, err)
 		}
 		reports[nr.name] = res.Report
 		ev.Results = append(ev.Results, res)
+		if rep != nil {
+			ev.Reported = append(ev.Reported, *rep)
+		}
 	}
-	candidate := rankers[0]
 	if candidate.version != nil {
 		var prod *metrics.Report
 		if r, ok := reports["production"]; ok {
@@ -329,29 +384,82 @@ func sameIDs[T any](ids []string, items []T, id func(T) string) bool {
 }
 
 // evaluate ranks the queries with one ranker; the temperature is fitted on
-// the calibration queries when given, else on the queries themselves.
-func (s *Stage) evaluate(ctx context.Context, nr namedRanker, qs, calib []Query, pool []string) (Result, error) {
+// the calibration queries when given, else on the queries themselves. The
+// report queries (nil result without them) take that temperature: nothing
+// is fitted on them.
+func (s *Stage) evaluate(ctx context.Context, nr namedRanker, qs, calib, report []Query, pool []string) (Result, *Result, error) {
 	rks, err := Rankings(ctx, nr.r, qs)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	fitOn := rks
 	if len(calib) > 0 {
 		if fitOn, err = Rankings(ctx, nr.r, calib); err != nil {
-			return Result{}, err
+			return Result{}, nil, err
 		}
 	}
 	fit, err := metrics.FitTemperature(fitOn)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	opts := s.cfg.Metrics
 	opts.Temperature, opts.Catalog = fit.Temperature, pool
 	rep, err := metrics.Compute(rks, opts)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
-	return Result{Name: nr.name, Model: nr.model, Metrics: rep.Map(), Report: rep, Rankings: rks}, nil
+	res := Result{Name: nr.name, Model: nr.model, Metrics: rep.Map(), Report: rep, Rankings: rks}
+	if len(report) == 0 {
+		return res, nil, nil
+	}
+	rrks, err := Rankings(ctx, nr.r, report)
+	if err != nil {
+		return Result{}, nil, fmt.Errorf("report queries: %w", err)
+	}
+	rrep, err := metrics.Compute(rrks, opts)
+	if err != nil {
+		return Result{}, nil, fmt.Errorf("report queries: %w", err)
+	}
+	return res, &Result{Name: nr.name, Model: nr.model, Metrics: rrep.Map(), Report: rrep, Rankings: rrks}, nil
+}
+
+// checkNotTrainedOn refuses decision and report queries that the candidate's
+// training run fitted, as its params record them (train.TrainedOn): gating
+// on them would select the model on its own training data, and reporting
+// them would overstate it. A version without a run, or a run that does not
+// record its split, is not checked (the latter with a warning).
+func (s *Stage) checkNotTrainedOn(ctx context.Context, env *pipeline.Env, v *mlflowclient.ModelVersion) error {
+	if v.RunID == "" {
+		return nil
+	}
+	run, err := env.Client.Runs.Get(ctx, v.RunID)
+	if err != nil {
+		return fmt.Errorf("evaluation: the candidate's training run: %w", err)
+	}
+	params := make(map[string]string, len(run.Data.Params))
+	for _, p := range run.Data.Params {
+		params[p.Key] = p.Value
+	}
+	for _, set := range []struct {
+		field string
+		qs    []featurestore.Query
+	}{{"queries", s.cfg.Queries}, {"report", s.cfg.Report}} {
+		trained, known, err := train.TrainedOn(params, set.qs)
+		if err != nil {
+			return fmt.Errorf("evaluation: the candidate's training run %s: %w", v.RunID, err)
+		}
+		if !known {
+			env.Logger.Warn("the candidate's training run does not record its split: cannot check that the evaluation queries are not training queries", "run", v.RunID)
+			return nil
+		}
+		if len(trained) > 0 {
+			return &ConfigError{Field: set.field, Reason: fmt.Sprintf(
+				"%d of the %d queries (first %q) are training queries of the candidate (run %s: pseudo-experiences of %q, %s split, valid fraction %s, split seed %s); use the queries it held out (train.HeldOutQueries with that fraction and seed)",
+				len(trained), len(set.qs), trained[0].ID, v.RunID, params[train.ParamPseudoPrefix], params[train.ParamSplit],
+				params[train.ParamValidFraction], params[train.ParamSplitSeed])}
+		}
+	}
+	return nil
 }
 
 // queries embeds the queries (the store's intent features, else the
@@ -391,10 +499,18 @@ func (s *Stage) queries(ctx context.Context, st featurestore.Store, in []feature
 func (s *Stage) log(ctx context.Context, env *pipeline.Env, ev *Evaluation, rankers []namedRanker, out string) error {
 	params := map[string]string{"model": s.cfg.Model, "against": s.cfg.Against, "queries": strconv.Itoa(ev.Queries),
 		"source": ev.Source, "levels": fmt.Sprint(ev.Levels), "calibration": ev.Calibration}
+	if ev.ReportQueries > 0 {
+		params["report_queries"], params["report_source"] = strconv.Itoa(ev.ReportQueries), ev.ReportSource
+	}
 	m := map[string]float64{}
 	for _, r := range ev.Results {
 		for k, v := range r.Metrics {
 			m[r.Name+"_"+k] = v
+		}
+	}
+	for _, r := range ev.Reported {
+		for k, v := range r.Metrics {
+			m["report_"+r.Name+"_"+k] = v
 		}
 	}
 	if ev.Decision != nil {
@@ -423,6 +539,11 @@ func (s *Stage) log(ctx context.Context, env *pipeline.Env, ev *Evaluation, rank
 		now := time.Now().UnixMilli()
 		for k, x := range ev.Results[0].Metrics {
 			batch = append(batch, mlflowclient.Metric{Key: "eval_" + k, Value: x, Timestamp: now})
+		}
+		if len(ev.Reported) > 0 {
+			for k, x := range ev.Reported[0].Metrics {
+				batch = append(batch, mlflowclient.Metric{Key: "eval_report_" + k, Value: x, Timestamp: now})
+			}
 		}
 		errs = append(errs, env.Client.Runs.LogBatch(ctx, v.RunID, mlflowclient.Batch{Metrics: batch}))
 		if ev.Decision != nil {

@@ -37,6 +37,13 @@ func (o PseudoOptions) withDefaults() PseudoOptions {
 	return o
 }
 
+// Session is the session id a query's pseudo-experiences get:
+// SessionPrefix (default "pseudo-") + the query id. Splits by session split
+// these, so this is how a query's side of such a split is found.
+func (o PseudoOptions) Session(queryID string) string {
+	return o.withDefaults().SessionPrefix + queryID
+}
+
 // PseudoSession is the pseudo-session of one query. Episodes are its
 // trajectories: within an episode each experience is the decision that
 // follows the previous one in the same plan. Experiences of different

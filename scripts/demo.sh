@@ -2,9 +2,10 @@
 # The pipeline on the real development data: import Seal-Tools into an
 # embedded store under .local/demo, build features with the real
 # all-MiniLM-L6-v2 encoder when `make deps` has converted it (else the
-# offline hashing encoder), train SHGAT on the dev split, evaluate it on
-# test_in_domain and promote it when the gate says improved; every stage is
-# logged to the local MLflow server.
+# offline hashing encoder), train SHGAT on the dev split, gate it on the
+# part of dev training held out and promote it when the gate says improved;
+# test_in_domain is only reported, never selected on. Every stage is logged
+# to the local MLflow server.
 # Called by `make demo` after the services are up.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,16 +29,22 @@ fi
 "$DEMO/capflow" data import --format sealtools --store-path "$store" --text-dim "$dim" "$SEAL"
 "$DEMO/capflow" features build --store-path "$store" --text-dim "$dim" "${enc[@]}" \
   --experiment capflow-demo --run-name features-demo
-# Train on the dev split (pseudo-experiences), report on test_in_domain,
-# register the model and move it to Staging.
+# The validation split of dev, shared by train (early stopping) and evaluate
+# (the gate): evaluate --holdout recomputes it from these two values.
+split=(--valid-fraction 0.2 --split-seed 0)
+# Train on the dev split (pseudo-experiences; a fifth of dev held out for
+# validation), report on test_in_domain, register the model and move it to
+# Staging.
 "$DEMO/capflow" train --store-path "$store" --text-dim "$dim" "${enc[@]}" \
-  --pseudo-prefix dev- --candidate-levels 0 --report-prefix test_in_domain- \
+  --pseudo-prefix dev- "${split[@]}" --candidate-levels 0 --report-prefix test_in_domain- \
   --experiment capflow-demo --run-name train-demo
-# Evaluate Staging against Production and the baselines; promote when the
-# gate says improved.
+# Evaluate Staging against Production and the cosine and BM25 baselines on
+# the dev hold-out, which decides (the gate, the temperature fit) and which
+# training never fitted; test_in_domain is only reported (report_*).
+# Promote when the gate says improved.
 "$DEMO/capflow" evaluate --store-path "$store" --text-dim "$dim" "${enc[@]}" \
   --model models:/capflow-shgat/Staging --against Production \
-  --query-prefix test_in_domain- --calibration-prefix dev- --levels 0 --promote Production \
+  --query-prefix dev- --holdout "${split[@]}" --report-prefix test_in_domain- --levels 0 --promote Production \
   --experiment capflow-demo --run-name evaluate-demo
 # Serve whatever is in Production, and ask it a few real questions.
 port="${CAPFLOW_DEMO_PORT:-8088}"

@@ -19,6 +19,7 @@ import (
 	"github.com/capflow/capflow/featurestore"
 	"github.com/capflow/capflow/models/mlmodel"
 	"github.com/capflow/capflow/pipeline"
+	"github.com/capflow/capflow/pipeline/train"
 )
 
 func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
@@ -28,8 +29,13 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 	tf := newTrackingFlags(fs, "evaluate")
 	model := fs.String("model", "models:/"+mlmodel.DefaultName+"/Staging", "what to evaluate: a models:/ URI, cosine or bm25")
 	against := fs.String("against", "Production", "reference: a stage or @alias of the same registered model, or a models:/ URI (\"\": none)")
-	queriesFile := fs.String("queries", "", "queries.jsonl in the interchange format (id, intent, context_tools, relevant)")
-	prefix := fs.String("query-prefix", "", "evaluate the store's queries whose id has this prefix (e.g. test_in_domain-)")
+	queriesFile := fs.String("queries", "", "decision queries (gate, promotion): a queries.jsonl in the interchange format (id, intent, context_tools, relevant)")
+	prefix := fs.String("query-prefix", "", "decision queries (gate, promotion): the store's queries whose id has this prefix (Seal-Tools: dev- with --holdout)")
+	holdout := fs.Bool("holdout", false, "keep only the decision queries that training held out for validation (its session split: same --valid-fraction and --split-seed as capflow train); never decide on queries the model was fitted on")
+	validFraction := fs.Float64("valid-fraction", 0.2, "with --holdout: capflow train's --valid-fraction")
+	splitSeed := fs.Uint64("split-seed", 0, "with --holdout: capflow train's --split-seed")
+	reportFile := fs.String("report-queries", "", "queries.jsonl evaluated and logged as report_* only: never read by the gate")
+	reportPrefix := fs.String("report-prefix", "", "the store's queries with this prefix, evaluated and logged as report_* only (Seal-Tools: test_in_domain-)")
 	calibFile := fs.String("calibration-queries", "", "queries.jsonl the softmax temperatures are fitted on (disjoint from the evaluated ones)")
 	calibPrefix := fs.String("calibration-prefix", "", "fit the temperatures on the store's queries with this prefix (e.g. dev-)")
 	levels := fs.String("levels", "", "rank capabilities of these levels only, comma-separated (default: all)")
@@ -40,13 +46,16 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 	ortLib := fs.String("ort-library", "", "libonnxruntime.so (default $ONNXRUNTIME_SHARED_LIBRARY_PATH)")
 	return &ffcli.Command{
 		Name:       "evaluate",
-		ShortUsage: "capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P) [flags]",
+		ShortUsage: "capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P [--holdout]) [--report-prefix R] [flags]",
 		ShortHelp:  "evaluate a model against Production and the baselines; the promotion gate",
-		LongHelp: "Ranks the queries with the model, the reference (Production by default) and the cosine and BM25 " +
-			"baselines, computes MRR, Hit@k, NDCG, MAP, ECE, Brier, coverage and Gini, applies the gate (no " +
-			"regression of MRR or Hit@3 beyond noise vs the reference, strictly better MRR than cosine) and logs " +
-			"everything to MLflow with a report (JSON, Markdown, plots). With --promote the model moves only when " +
-			"the gate says improved.",
+		LongHelp: "Ranks the decision queries (--queries or --query-prefix, with --holdout only those training held " +
+			"out) with the model, the reference (Production by default) and the cosine and BM25 baselines, computes " +
+			"MRR, Hit@k, NDCG, MAP, ECE, Brier, coverage and Gini, applies the gate (no regression of MRR or Hit@3 " +
+			"beyond noise vs the reference, strictly better MRR than cosine and than BM25) and logs everything to " +
+			"MLflow with a report (JSON, Markdown, plots). The report queries (--report-prefix or --report-queries) " +
+			"are ranked and logged as report_* but decide nothing. Decision or report queries the candidate was " +
+			"trained on, as its training run records, are refused. With --promote the model moves only when the gate " +
+			"says improved.",
 		FlagSet: fs,
 		Options: ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
@@ -55,6 +64,12 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 			}
 			if (*queriesFile == "") == (*prefix == "") {
 				return errors.New("evaluate: give exactly one of --queries and --query-prefix")
+			}
+			if *reportFile != "" && *reportPrefix != "" {
+				return errors.New("evaluate: give at most one of --report-queries and --report-prefix")
+			}
+			if *holdout && !(*validFraction > 0 && *validFraction < 1) {
+				return fmt.Errorf("evaluate: --valid-fraction must be in (0,1), got %v", *validFraction)
 			}
 			lv, err := parseInts("levels", *levels)
 			if err != nil {
@@ -78,6 +93,21 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 			if err != nil {
 				return fmt.Errorf("evaluate: %w", err)
 			}
+			if *holdout {
+				// The same hash as the training split, so these are exactly
+				// the queries training validated on and never fitted.
+				if qs, err = train.HeldOutQueries(qs, train.Source{ValidFraction: *validFraction, SplitSeed: *splitSeed}); err != nil {
+					return fmt.Errorf("evaluate: --holdout: %w", err)
+				}
+				source = fmt.Sprintf("%s held out by training's session split (valid fraction %v, split seed %d)", source, *validFraction, *splitSeed)
+			}
+			var report []featurestore.Query
+			var reportSource string
+			if *reportFile != "" || *reportPrefix != "" {
+				if report, reportSource, err = loadQueries(ctx, st, *reportFile, *reportPrefix); err != nil {
+					return fmt.Errorf("evaluate: report: %w", err)
+				}
+			}
 			var calib []featurestore.Query
 			if *calibFile != "" || *calibPrefix != "" {
 				if calib, _, err = loadQueries(ctx, st, *calibFile, *calibPrefix); err != nil {
@@ -85,17 +115,18 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 				}
 			}
 			stage, err := evaluation.NewStage(evaluation.StageConfig{
-				Model: *model, Against: *against, Queries: qs, Source: source, Calibration: calib, Levels: lv,
+				Model: *model, Against: *against, Queries: qs, Source: source, Report: report, ReportSource: reportSource,
+				Calibration: calib, Levels: lv,
 				Encoder: enc, Metrics: metrics.Options{Ks: k, Bins: *bins}, ORTLibrary: *ortLib, PromoteTo: *promote,
 			})
 			if err != nil {
-				return err
+				return fmt.Errorf("evaluate: %w", evaluateFlagError(err))
 			}
 			r, err := tf.runner(st, stderr, log)
 			if err != nil {
 				return fmt.Errorf("evaluate: %w", err)
 			}
-			log.Info("evaluating", "model", *model, "queries", len(qs), "store", where)
+			log.Info("evaluating", "model", *model, "queries", len(qs), "report_queries", len(report), "store", where)
 			var ev *evaluation.Evaluation
 			res, err := r.Run(ctx, pipeline.StageFunc(stage.Name(), func(ctx context.Context, env *pipeline.Env) error {
 				var err error
@@ -103,7 +134,7 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 				return err
 			}))
 			if err != nil {
-				return err
+				return evaluateFlagError(err)
 			}
 			if *asJSON {
 				var obj map[string]any
@@ -123,12 +154,32 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 					fmt.Fprintf(stdout, "  %-5v %s: %s\n", c.Passed, c.Rule, c.Detail)
 				}
 			}
+			if len(ev.Reported) > 0 {
+				fmt.Fprintf(stdout, "\nreported only (not gated): %d queries (%s)\n\n", ev.ReportQueries, ev.ReportSource)
+				if err := ev.WriteReportTable(stdout); err != nil {
+					return err
+				}
+			}
 			if res.ParentRunID != "" {
 				fmt.Fprintf(stdout, "\nMLflow run %s (evaluation run %s) in experiment %s\n", res.ParentRunID, res.Stages[0].RunID, res.ExperimentID)
 			}
 			return nil
 		},
 	}
+}
+
+// evaluateFlagError names the flags behind the stage's config errors.
+func evaluateFlagError(err error) error {
+	var ce *evaluation.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	flag := map[string]string{"queries": "--queries/--query-prefix", "report": "--report-queries/--report-prefix",
+		"calibration": "--calibration-queries/--calibration-prefix", "promote_to": "--promote", "model": "--model"}[ce.Field]
+	if flag == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", flag, err)
 }
 
 // loadQueries reads a queries.jsonl file or the store's queries with a

@@ -44,6 +44,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.Float64Var(&c.TDWeight, "td-weight", c.TDWeight, "weight of the importance-weighted TD loss (0: off)")
 	fs.IntVar(&c.FusionSteps, "fusion-steps", c.FusionSteps, "full-batch steps fitting the evidence weights before the main loop (0: off)")
 	fs.Float64Var(&c.FusionLR, "fusion-lr", c.FusionLR, "learning rate of the evidence-weight fit")
+	fs.Var(betaStepFlag{c}, "beta-step", `PER β schedule: "run" rises from 0.4 to exactly 1 at the run's last planned step (epochs × steps per epoch); a number in [0,1] is added to β per step instead, capped at 1`)
 	fs.IntVar(&c.Patience, "patience", c.Patience, "epochs without improvement before stopping early")
 	fs.StringVar(&c.Monitor, "monitor", c.Monitor, "validation metric that picks the best epoch: mrr, hit1, hit3, hit5 or ndcg5")
 	fs.Float64Var(&c.Model.L2, "l2", c.Model.L2, "decay of the projections towards their initial centre")
@@ -63,6 +64,31 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.BoolVar(&t.noRegister, "no-register", false, "log the model to the run but do not register it")
 	fs.StringVar(&t.reportPrefix, "report-prefix", "", `also evaluate on the queries whose id has this prefix against the untrained model and cosine similarity (Seal-Tools: "test_in_domain-")`)
 	return t
+}
+
+// betaStepFlag is --beta-step: "run" selects train.BetaAnnealRun, a number
+// train.BetaAnnealReplay with that Replay.BetaStep. One flag, so that a step
+// given explicitly is never silently overridden by the run's horizon.
+type betaStepFlag struct{ c *train.Config }
+
+func (f betaStepFlag) String() string {
+	if f.c == nil || f.c.BetaAnneal != train.BetaAnnealReplay {
+		return train.BetaAnnealRun
+	}
+	return strconv.FormatFloat(f.c.Replay.BetaStep, 'g', -1, 64)
+}
+
+func (f betaStepFlag) Set(s string) error {
+	if s == train.BetaAnnealRun {
+		f.c.BetaAnneal = train.BetaAnnealRun
+		return nil
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(x >= 0 && x <= 1) {
+		return fmt.Errorf(`want "run" or a number in [0,1], got %q`, s)
+	}
+	f.c.BetaAnneal, f.c.Replay.BetaStep = train.BetaAnnealReplay, x
+	return nil
 }
 
 // check rejects what the flags alone show to be wrong, before any encoder

@@ -78,6 +78,8 @@ func TestTrainFlags(t *testing.T) {
 		{[]string{"--stage", "Archived"}, "--stage must be Staging, Production or None"},
 		{[]string{"--dropout", "1"}, "--dropout must be in [0,1)"},
 		{[]string{"--epochs", "two"}, `invalid value "two" for flag -epochs`},
+		{[]string{"--beta-step", "fast"}, `invalid value "fast" for flag -beta-step: want "run" or a number in [0,1]`},
+		{[]string{"--beta-step", "1.5"}, `invalid value "1.5" for flag -beta-step`},
 		{[]string{"--learning-rate", "0.1"}, "flag provided but not defined: -learning-rate"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 	} {
@@ -104,4 +106,10 @@ func TestTrainFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, out, again)
 	assert.Equal(t, 3, strings.Count(out, "\n")-strings.Count(out, "# "), "only the three flags set are live lines")
+	assert.Contains(t, out, "# beta-step run\n", "β anneals over the run unless a step is given")
+
+	// An explicit β step reads back as itself.
+	out, err = capflow(t, "train", "--dump-config", "--beta-step", "0.002")
+	require.NoError(t, err)
+	assert.Contains(t, out, "\nbeta-step 0.002\n")
 }

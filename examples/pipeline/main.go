@@ -9,8 +9,9 @@
 //
 // It imports Seal-Tools into a fresh embedded store when the store is empty,
 // encodes with all-MiniLM-L6-v2 when `make deps` converted it (else the
-// offline hashing encoder), trains on the dev queries and evaluates on
-// test_in_domain. examples/customstage shows how to add a stage of your own.
+// offline hashing encoder), trains on the dev queries, gates on the dev
+// queries training held out and only reports test_in_domain.
+// examples/customstage shows how to add a stage of your own.
 package main
 
 import (
@@ -91,15 +92,20 @@ func run(ctx context.Context, storePath, seal string, extra []pipeline.Stage) er
 	if err != nil {
 		return err
 	}
-	trainStage, err := train.NewStage(train.StageConfig{
-		Train: train.DefaultConfig(), Encoder: textembed.Cached(enc, st),
-		Source: train.Source{PseudoPrefix: featurestore.SealToolsDevPrefix, CandidateLevels: []int{0}, Rewards: train.DefaultRewards()},
-	})
+	src := train.Source{PseudoPrefix: featurestore.SealToolsDevPrefix, CandidateLevels: []int{0}, Rewards: train.DefaultRewards()}
+	trainStage, err := train.NewStage(train.StageConfig{Train: train.DefaultConfig(), Encoder: textembed.Cached(enc, st), Source: src})
+	if err != nil {
+		return err
+	}
+	// The gate decides on the dev queries training held out (the same split
+	// as src); test_in_domain is only reported, never selected on.
+	holdout, err := train.HeldOutQueries(dev, src)
 	if err != nil {
 		return err
 	}
 	evaluateStage, err := evaluation.NewStage(evaluation.StageConfig{
-		Against: "Production", Queries: test, Calibration: dev, Source: "Seal-Tools test_in_domain",
+		Against: "Production", Queries: holdout, Source: "Seal-Tools dev, held out by training",
+		Report: test, ReportSource: "Seal-Tools test_in_domain",
 		Levels: []int{0}, Encoder: enc, PromoteTo: string(mlflowclient.StageProduction),
 	})
 	if err != nil {

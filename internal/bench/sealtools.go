@@ -76,4 +76,3 @@ func SealToolsStore(ctx context.Context, dir string, enc textembed.Encoder, log 
 	log.Info("bench store prepared", "seconds", time.Since(t0).Seconds())
 	return st, nil
 }
-

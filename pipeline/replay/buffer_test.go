@@ -60,6 +60,7 @@ func TestConfigValidation(t *testing.T) {
 		{"Beta", func(c *replay.Config) { c.Beta = math.NaN() }},
 		{"BetaStep", func(c *replay.Config) { c.BetaStep = -0.001 }},
 		{"BetaStep", func(c *replay.Config) { c.BetaStep = math.Inf(1) }},
+		{"BetaCalls", func(c *replay.Config) { c.BetaCalls = -1 }},
 	}
 	for _, c := range bad {
 		cfg := replay.DefaultConfig()
@@ -401,6 +402,43 @@ func TestBetaSchedule(t *testing.T) {
 	s := buf.Snapshot()
 	if s.SampleCalls != 1000 {
 		t.Errorf("SampleCalls %d, want 1000", s.SampleCalls)
+	}
+}
+
+// With BetaCalls the schedule ends at exactly 1 on call BetaCalls−1 (a
+// horizon BetaStep would reach only approximately, or not at all), is linear
+// before it, ignores BetaStep, and survives a checkpoint.
+func TestBetaCallsSchedule(t *testing.T) {
+	for _, calls := range []int{1, 2, 7, 200} {
+		cfg := config(10)
+		cfg.BetaCalls, cfg.BetaStep = calls, 0.001 // BetaStep would end near 0.6
+		buf := mustNew[int](t, cfg)
+		buf.Add(1)
+		rng := newRNG(5)
+		for k := range calls + 3 {
+			if k == calls/2 {
+				var err error
+				if buf, err = replay.Restore(buf.Snapshot()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := buf.Sample(rng, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 1.0
+			if k < calls-1 {
+				want = 0.4 + 0.6*float64(k)/float64(calls-1)
+			}
+			switch {
+			case k >= calls-1 && b.Beta != 1:
+				t.Fatalf("BetaCalls %d: call %d used β %v, want exactly 1", calls, k, b.Beta)
+			case math.Abs(b.Beta-want) > 1e-15:
+				t.Fatalf("BetaCalls %d: call %d used β %v, want %v", calls, k, b.Beta, want)
+			case k == 0 && calls > 1 && b.Beta != 0.4:
+				t.Fatalf("BetaCalls %d: first call used β %v, want Beta 0.4", calls, b.Beta)
+			}
+		}
 	}
 }
 

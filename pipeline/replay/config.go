@@ -19,7 +19,14 @@ type Config struct {
 	// Beta is β in [0, 1] for the first Sample call.
 	Beta float64
 	// BetaStep in [0, 1] is added to β after each Sample call; β stops at 1.
+	// Unused when BetaCalls is set.
 	BetaStep float64
+	// BetaCalls, when positive, anneals β linearly from Beta to 1 over this
+	// many Sample calls instead: call k uses Beta + (1−Beta)·k/(BetaCalls−1)
+	// and every call from BetaCalls−1 on uses exactly 1. A caller that knows
+	// its horizon (a trainer: the steps of its run) sets it so that the last
+	// call is fully bias-corrected, which no fixed BetaStep guarantees.
+	BetaCalls int
 }
 
 // DefaultConfig returns the design's settings: capacity 100,000, α 0.6,
@@ -41,6 +48,8 @@ func (c Config) Validate() error {
 		return &ConfigError{Field: "Beta", Value: c.Beta, Reason: "must be in [0, 1]"}
 	case !inUnit(c.BetaStep):
 		return &ConfigError{Field: "BetaStep", Value: c.BetaStep, Reason: "must be in [0, 1]"}
+	case c.BetaCalls < 0:
+		return &ConfigError{Field: "BetaCalls", Value: float64(c.BetaCalls), Reason: "must be ≥ 0 (0: anneal by BetaStep)"}
 	}
 	return nil
 }
@@ -51,5 +60,12 @@ func inUnit(x float64) bool { return x >= 0 && x <= 1 }
 // betaAt is β of the Sample call with 0-based number k. Computing it from k
 // rather than accumulating keeps it exact across checkpoints.
 func (c Config) betaAt(k uint64) float64 {
+	if c.BetaCalls > 0 {
+		last := uint64(c.BetaCalls - 1)
+		if k >= last {
+			return 1 // exactly, not Beta + (1−Beta)·1 rounded
+		}
+		return c.Beta + (1-c.Beta)*float64(k)/float64(last)
+	}
 	return min(1, c.Beta+float64(k)*c.BetaStep)
 }

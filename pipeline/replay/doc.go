@@ -9,7 +9,8 @@
 // uniform draw is taken in each. Each drawn item carries the importance-
 // sampling weight w_i = (N·P(i))^-β / max_j w_j (N = items held, max over
 // the batch), and β grows from Config.Beta by Config.BetaStep per Sample
-// call up to 1.
+// call up to 1, or, with Config.BetaCalls, linearly to exactly 1 at call
+// BetaCalls−1.
 //
 //	buf, err := replay.New[Transition](replay.DefaultConfig())
 //	buf.Add(t)                                   // returns the item's ID

@@ -18,7 +18,7 @@ type State[T any] struct {
 	Added uint64
 	// MaxPriority is the priority the next Add assigns.
 	MaxPriority float64
-	// SampleCalls counts successful Sample calls: β = min(1, Beta + SampleCalls·BetaStep).
+	// SampleCalls counts successful Sample calls; β follows from it (Config).
 	SampleCalls uint64
 }
 

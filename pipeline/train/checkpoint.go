@@ -113,6 +113,11 @@ func Resume(dir string, data *Data) (*Trainer, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fail("state.json: "+err.Error(), err)
 	}
+	if st.Config.BetaAnneal == "" {
+		// Written before BetaAnneal existed, when β always followed the
+		// replay config; the buffer's saved config carries that schedule.
+		st.Config.BetaAnneal = BetaAnnealReplay
+	}
 	t, err := NewTrainer(st.Config, data)
 	if err != nil {
 		return nil, fail("config or data does not fit", err)

@@ -37,6 +37,20 @@ type Source struct {
 	NoEvidence       bool    // the dense score only (no evidence features)
 }
 
+// pseudoOptions are the options pseudo-experiences are derived with; their
+// session ids are what the validation split hashes (HeldOutQueries).
+func (src Source) pseudoOptions() featurestore.PseudoOptions {
+	return featurestore.PseudoOptions{Seed: src.PseudoSeed, SingleStep: src.PseudoSingleStep}
+}
+
+// validFraction is ValidFraction, 0 meaning 0.2.
+func (src Source) validFraction() float64 {
+	if src.ValidFraction == 0 {
+		return 0.2
+	}
+	return src.ValidFraction
+}
+
 // Loaded is training data plus what evaluation on other query sets needs.
 type Loaded struct {
 	*Data
@@ -117,7 +131,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		if err != nil {
 			return nil, fmt.Errorf("train: pseudo-experience queries: %w", err)
 		}
-		sessions := featurestore.PseudoSessions(train, caps, featurestore.PseudoOptions{Seed: src.PseudoSeed, SingleStep: src.PseudoSingleStep})
+		sessions := featurestore.PseudoSessions(train, caps, src.pseudoOptions())
 		for _, s := range sessions {
 			exps = append(exps, s.Experiences()...)
 		}
@@ -135,10 +149,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 	if err != nil {
 		return nil, err
 	}
-	frac := src.ValidFraction
-	if frac == 0 {
-		frac = 0.2
-	}
+	frac := src.validFraction()
 	var sp Split
 	if src.Temporal {
 		cut, err := TemporalCutoff(ts, frac)

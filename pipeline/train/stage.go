@@ -34,6 +34,17 @@ const (
 	ValueModelDir     = "model_dir"     // the local MLflow Model folder
 )
 
+// Params of the stage's run that say which queries it trained on: the
+// pseudo-experience query prefix ("" when it trained on logged
+// experiences) and the validation split (SplitBySessionHash or
+// SplitByTime, the fraction, the seed). Evaluation reads them back.
+const (
+	ParamPseudoPrefix  = "data.pseudo_prefix"
+	ParamSplit         = "data.split"
+	ParamValidFraction = "data.valid_fraction"
+	ParamSplitSeed     = "data.split_seed"
+)
+
 // StageConfig configures the train stage.
 type StageConfig struct {
 	Train   Config
@@ -49,8 +60,8 @@ type StageConfig struct {
 	// ReportPrefix, when set, also evaluates on the store's queries whose id
 	// has this prefix (Seal-Tools: "test_in_domain-"): the trained model,
 	// the untrained one, the one right after the fusion fit, and plain cosine
-	// similarity, logged as report_*.
-	// Never the prefix trained on.
+	// similarity, logged as report_*. Nothing is selected on it. It must not
+	// overlap Source.PseudoPrefix (neither a prefix of the other).
 	ReportPrefix string
 
 	// OutDir keeps the model folder and the checkpoints (default: a
@@ -70,8 +81,11 @@ func NewStage(cfg StageConfig) (*Stage, error) {
 	if err := cfg.Train.check(); err != nil {
 		return nil, err
 	}
-	if cfg.ReportPrefix != "" && cfg.ReportPrefix == cfg.Source.PseudoPrefix {
-		return nil, &ConfigError{Field: "report_prefix", Reason: "equals the training query prefix: a report on the training split says nothing"}
+	if r, p := cfg.ReportPrefix, cfg.Source.PseudoPrefix; r != "" && p != "" && (strings.HasPrefix(r, p) || strings.HasPrefix(p, r)) {
+		// One prefix inside the other ("dev-" and "dev-easy-") shares
+		// queries: the report would then include queries training selected
+		// on (fitted, validated, stopped early on).
+		return nil, &ConfigError{Field: "report_prefix", Reason: fmt.Sprintf("%q overlaps the training query prefix %q (pseudo_prefix): the reported queries must be ones training never selects on", r, p)}
 	}
 	switch cfg.Stage {
 	case "":
@@ -140,11 +154,26 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	if tcfg.CheckpointEvery > 0 && tcfg.CheckpointDir == "" {
 		tcfg.CheckpointDir = filepath.Join(out, "checkpoint")
 	}
+	tr, err := NewTrainer(tcfg, data.Data)
+	if err != nil {
+		return nil, err
+	}
 	params := flatten("", tcfg)
+	// The buffer's β horizon as used, not as configured (0 under BetaAnnealRun).
+	params["replay.BetaCalls"] = strconv.Itoa(tr.ReplayConfig().BetaCalls)
+	params["planned_steps"] = strconv.Itoa(tr.PlannedSteps())
 	params["data.train_transitions"] = strconv.Itoa(len(data.Train))
 	params["data.valid_transitions"] = strconv.Itoa(len(data.Valid))
 	params["data.pool"] = strconv.Itoa(len(data.Pool))
-	params["data.pseudo_prefix"] = src.PseudoPrefix
+	params[ParamPseudoPrefix] = src.PseudoPrefix
+	// The split, so that evaluation can tell held-out queries from training
+	// ones (HeldOutQueries) and refuse to select on the latter.
+	params[ParamSplit] = SplitBySessionHash
+	if src.Temporal {
+		params[ParamSplit] = SplitByTime
+	}
+	params[ParamValidFraction] = strconv.FormatFloat(src.validFraction(), 'g', -1, 64)
+	params[ParamSplitSeed] = strconv.FormatUint(src.SplitSeed, 10)
 	params["data.pseudo_single_step"] = strconv.FormatBool(src.PseudoSingleStep)
 	params["data.evidence"] = strconv.FormatBool(!src.NoEvidence)
 	params["encoder"] = cfg.Encoder.Model().Name
@@ -153,12 +182,8 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 		return nil, fmt.Errorf("train: log params: %w", err)
 	}
 
-	tr, err := NewTrainer(tcfg, data.Data)
-	if err != nil {
-		return nil, err
-	}
 	untrained := tr.Model().Params.Clone(tr.Model().Config)
-	total := tcfg.Epochs * tr.stepsPerEpoch()
+	total := tr.PlannedSteps()
 	bar := env.Progress.Start("train", total)
 	curves := &curves{}
 	var logErr error

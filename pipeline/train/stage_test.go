@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/capflow/capflow/mlflowclient"
 	"github.com/capflow/capflow/models/mlmodel"
 	"github.com/capflow/capflow/models/shgat"
+	"github.com/capflow/capflow/models/textembed"
 	"github.com/capflow/capflow/pipeline"
 	"github.com/capflow/capflow/pipeline/train"
 )
@@ -55,7 +57,11 @@ func TestStageSealTools(t *testing.T) {
 	}
 	assert.Equal(t, "16", params["batch_size"])
 	assert.Equal(t, "0.6", params["replay.Alpha"])
-	assert.Equal(t, "dev-", params["data.pseudo_prefix"])
+	assert.Equal(t, "dev-", params[train.ParamPseudoPrefix])
+	assert.Equal(t, train.SplitBySessionHash, params[train.ParamSplit])
+	assert.Equal(t, "0.2", params[train.ParamValidFraction])
+	assert.Equal(t, "1", params[train.ParamSplitSeed])
+	assert.Equal(t, "6", params["replay.BetaCalls"], "β's horizon is the run's planned steps")
 	var steps []int64
 	for m, err := range c.Runs.AllMetricHistory(ctx, runID, "loss", 100) {
 		require.NoError(t, err)
@@ -70,6 +76,7 @@ func TestStageSealTools(t *testing.T) {
 	for _, k := range []string{"valid_mrr", "best_valid_mrr", "report_trained_ndcg_at_5", "report_untrained_mrr", "report_cosine_mrr", "beta", "lr"} {
 		assert.Contains(t, latest, k)
 	}
+	assert.Equal(t, 1.0, latest["beta"], "β reaches 1 at the last step")
 	files, err := c.Artifacts.List(ctx, run.Info.ArtifactURI, "")
 	require.NoError(t, err)
 	var paths []string
@@ -105,4 +112,26 @@ func TestStageSealTools(t *testing.T) {
 	assert.Len(t, p.Catalog.CapabilityIDs, len(d.Capabilities))
 	assert.NotEmpty(t, p.Catalog.ToolText)
 	assert.NotEmpty(t, f.Metadata[mlmodel.MetaDatasetDigest])
+}
+
+// The report prefix may not share queries with the training prefix: equal,
+// or either one a prefix of the other, is a *ConfigError on report_prefix.
+func TestStageRefusesAReportPrefixTrainedOn(t *testing.T) {
+	enc, err := textembed.NewHashing(textembed.HashingConfig{Dim: 8})
+	require.NoError(t, err)
+	stage := func(pseudo, report string) error {
+		_, err := train.NewStage(train.StageConfig{Train: train.DefaultConfig(), Encoder: enc,
+			Source: train.Source{PseudoPrefix: pseudo}, ReportPrefix: report})
+		return err
+	}
+	for _, c := range [][2]string{{"dev-", "dev-"}, {"dev-", "dev-easy-"}, {"dev-easy-", "dev-"}, {"dev-", "d"}} {
+		var ce *train.ConfigError
+		err := stage(c[0], c[1])
+		if assert.True(t, errors.As(err, &ce), "pseudo %q, report %q: %v", c[0], c[1], err) {
+			assert.Equal(t, "report_prefix", ce.Field)
+		}
+	}
+	for _, c := range [][2]string{{"dev-", "test_in_domain-"}, {"dev-", ""}, {"", "dev-"}, {"dev-", "devx-"}} {
+		assert.NoError(t, stage(c[0], c[1]), "pseudo %q, report %q", c[0], c[1])
+	}
 }

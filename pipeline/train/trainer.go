@@ -22,6 +22,14 @@ type Config struct {
 	Replay replay.Config `json:"replay"`
 	Reward Rewards       `json:"rewards"`
 
+	// BetaAnneal says how PER's β rises from Replay.Beta: BetaAnnealRun
+	// (DefaultConfig) to exactly 1 at the run's last planned step, Epochs ×
+	// steps per epoch, whatever the run's length; BetaAnnealReplay as
+	// Replay configures it (BetaStep per step, or BetaCalls). The IS
+	// correction matters most at the end of training (Schaul et al.), and a
+	// fixed step of 0.001 leaves β near 0.6 after a 200-step run.
+	BetaAnneal string `json:"beta_anneal"`
+
 	BatchSize int     `json:"batch_size"` // transitions per step (PER batch)
 	LR        float64 `json:"lr"`         // Adam's base learning rate
 	Beta1     float64 `json:"beta1"`
@@ -62,17 +70,24 @@ type ValueConfig struct {
 	LR     float64 `json:"lr"`
 }
 
+// BetaAnneal values.
+const (
+	BetaAnnealRun    = "run"
+	BetaAnnealReplay = "replay"
+)
+
 // DefaultConfig is the design's training configuration (sections 2.2-2.4),
 // sized to train on Seal-Tools dev in a few minutes on two cores: an epoch
 // is 25 steps of 32 transitions (about a fifth of the dev transitions),
 // validated after each; L2 pulls the projections towards identity.
 func DefaultConfig() Config {
 	return Config{
-		Model:     shgat.Config{Seed: 1, L2: 0.01, IntentParts: true},
-		Value:     ValueConfig{Hidden: []int{256, 128, 64}, Gamma: 0.99, Lambda: 0.95, LR: 0.001},
-		Replay:    replay.DefaultConfig(),
-		Reward:    DefaultRewards(),
-		BatchSize: 32, LR: 0.001, Beta1: 0.9, Beta2: 0.999, TMax: 1000, EtaMin: 1e-6, ClipNorm: 5,
+		Model:      shgat.Config{Seed: 1, L2: 0.01, IntentParts: true},
+		Value:      ValueConfig{Hidden: []int{256, 128, 64}, Gamma: 0.99, Lambda: 0.95, LR: 0.001},
+		Replay:     replay.DefaultConfig(),
+		Reward:     DefaultRewards(),
+		BetaAnneal: BetaAnnealRun,
+		BatchSize:  32, LR: 0.001, Beta1: 0.9, Beta2: 0.999, TMax: 1000, EtaMin: 1e-6, ClipNorm: 5,
 		TDWeight: 1, CalibLR: 0.01, ListwiseWeight: 1, FusionSteps: 300, FusionLR: 0.05,
 		Epochs: 8, StepsPerEpoch: 25, Patience: 3, MinDelta: 1e-4, Monitor: "mrr",
 		Seed: 1,
@@ -105,6 +120,8 @@ func (c Config) check() error {
 		return bad("epochs/steps_per_epoch/patience", "got %d/%d/%d", c.Epochs, c.StepsPerEpoch, c.Patience)
 	case !slices.Contains([]string{"mrr", "hit1", "hit3", "hit5", "ndcg5"}, c.Monitor):
 		return bad("monitor", "must be mrr, hit1, hit3, hit5 or ndcg5, got %q", c.Monitor)
+	case c.BetaAnneal != BetaAnnealRun && c.BetaAnneal != BetaAnnealReplay:
+		return bad("beta_anneal", "must be %q or %q, got %q", BetaAnnealRun, BetaAnnealReplay, c.BetaAnneal)
 	case c.CheckpointEvery < 0 || (c.CheckpointEvery > 0 && c.CheckpointDir == ""):
 		return bad("checkpoint_every", "needs checkpoint_dir, got %d/%q", c.CheckpointEvery, c.CheckpointDir)
 	}
@@ -190,7 +207,7 @@ func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
 	if t.value, err = valuenet.New(t.valueConfig()); err != nil {
 		return nil, err
 	}
-	if t.buf, err = replay.New[int](cfg.Replay); err != nil {
+	if t.buf, err = replay.New[int](t.replayConfig()); err != nil {
 		return nil, err
 	}
 	for i := range data.Train {
@@ -203,6 +220,25 @@ func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
 	t.rng = rand.New(t.pcg)
 	return t, nil
 }
+
+// replayConfig is cfg.Replay with β's horizon set to the planned steps
+// under BetaAnnealRun: the buffer is sampled once per step, so its last
+// planned Sample call is the run's last step.
+func (t *Trainer) replayConfig() replay.Config {
+	rc := t.cfg.Replay
+	if t.cfg.BetaAnneal == BetaAnnealRun {
+		rc.BetaCalls = t.PlannedSteps()
+	}
+	return rc
+}
+
+// PlannedSteps is Epochs × steps per epoch: the steps of a run that does
+// not stop early.
+func (t *Trainer) PlannedSteps() int { return t.cfg.Epochs * t.stepsPerEpoch() }
+
+// ReplayConfig is the replay buffer's effective configuration (with β's
+// horizon under BetaAnnealRun).
+func (t *Trainer) ReplayConfig() replay.Config { return t.buf.Config() }
 
 func (t *Trainer) valueConfig() valuenet.Config {
 	v := t.cfg.Value

@@ -2,10 +2,13 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -226,5 +229,91 @@ func TestResumeIsExact(t *testing.T) {
 	var ce *CheckpointError
 	if _, err := Resume(t.TempDir(), data); !errors.As(err, &ce) {
 		t.Fatalf("empty dir: %v", err)
+	}
+}
+
+// TestBetaReachesOneAtLastStep: by default PER's β rises from Replay.Beta
+// to exactly 1 at the run's last planned step, however short the run (a
+// fixed 0.001 per step would end at 0.411 here); BetaAnnealReplay keeps the
+// replay config's own schedule.
+func TestBetaReachesOneAtLastStep(t *testing.T) {
+	data := synthetic(t, 8, 60)
+	run := func(anneal string) (betas []float64, tr *Trainer) {
+		t.Helper()
+		cfg := smallConfig()
+		cfg.Epochs, cfg.StepsPerEpoch, cfg.Patience = 3, 4, 10 // no early stop
+		cfg.BetaAnneal = anneal
+		tr, err := NewTrainer(cfg, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tr.Run(context.Background(), Observer{Step: func(_ int, st StepStats) { betas = append(betas, st.Beta) }}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return betas, tr
+	}
+	betas, tr := run(BetaAnnealRun)
+	if len(betas) != 12 || tr.PlannedSteps() != 12 || tr.ReplayConfig().BetaCalls != 12 {
+		t.Fatalf("%d steps, planned %d, replay horizon %d: want 12", len(betas), tr.PlannedSteps(), tr.ReplayConfig().BetaCalls)
+	}
+	if betas[0] != 0.4 || betas[len(betas)-1] != 1 {
+		t.Fatalf("β went %v → %v, want 0.4 → exactly 1: %v", betas[0], betas[len(betas)-1], betas)
+	}
+	for i := 1; i < len(betas); i++ {
+		if !(betas[i] > betas[i-1]) {
+			t.Fatalf("β not rising at step %d: %v", i+1, betas)
+		}
+	}
+
+	betas, _ = run(BetaAnnealReplay)
+	if last := betas[len(betas)-1]; math.Abs(last-(0.4+11*0.001)) > 1e-12 {
+		t.Fatalf("BetaAnnealReplay: last β %v, want Beta + 11·BetaStep = 0.411", last)
+	}
+
+	cfg := smallConfig()
+	cfg.BetaAnneal = "auto"
+	var ce *ConfigError
+	if _, err := NewTrainer(cfg, data); !errors.As(err, &ce) || ce.Field != "beta_anneal" {
+		t.Fatalf("BetaAnneal %q: %v, want a *ConfigError on beta_anneal", cfg.BetaAnneal, err)
+	}
+}
+
+// A checkpoint written before Config.BetaAnneal existed resumes with the
+// schedule it was written under (the replay config's), not an error.
+func TestResumeCheckpointWithoutBetaAnneal(t *testing.T) {
+	data := synthetic(t, 8, 60)
+	cfg := smallConfig()
+	cfg.Epochs, cfg.StepsPerEpoch = 1, 2
+	cfg.CheckpointEvery, cfg.CheckpointDir = 2, t.TempDir()
+	tr, err := NewTrainer(cfg, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background(), Observer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.CheckpointDir, ckptState)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	delete(st["config"].(map[string]any), "beta_anneal")
+	if b, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resume(cfg.CheckpointDir, data)
+	if err != nil {
+		t.Fatalf("old checkpoint: %v", err)
+	}
+	if r.cfg.BetaAnneal != BetaAnnealReplay || r.ReplayConfig() != tr.ReplayConfig() {
+		t.Fatalf("resumed with %q and replay %+v, want %q and the saved %+v", r.cfg.BetaAnneal, r.ReplayConfig(), BetaAnnealReplay, tr.ReplayConfig())
 	}
 }

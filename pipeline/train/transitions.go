@@ -147,12 +147,23 @@ func SplitBySession(ts []Transition, validFraction float64, seed uint64) (Split,
 	if !(validFraction > 0 && validFraction < 1) {
 		return Split{}, &SplitError{Reason: fmt.Sprintf("valid fraction must be in (0,1), got %v", validFraction)}
 	}
-	return partition(ts, func(session string, _ time.Time) bool {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%d\x00%s", seed, session)
-		return float64(mix(h.Sum64())>>11)/(1<<53) < validFraction
-	})
+	return partition(ts, func(session string, _ time.Time) bool { return heldOut(session, validFraction, seed) })
 }
+
+// heldOut is SplitBySession's rule: session goes to validation when a hash
+// of (seed, session id), as a uniform number in [0, 1), is below the
+// fraction.
+func heldOut(session string, validFraction float64, seed uint64) bool {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s", seed, session)
+	return float64(mix(h.Sum64())>>11)/(1<<53) < validFraction
+}
+
+// Split methods, as the train stage logs them (ParamSplit).
+const (
+	SplitBySessionHash = "session"  // SplitBySession
+	SplitByTime        = "temporal" // SplitTemporal at TemporalCutoff
+)
 
 // SplitTemporal puts the sessions that start at or after cutoff into Valid,
 // the earlier ones into Train: validation is always in the training data's

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -220,5 +221,52 @@ func TestPseudoTransitions(t *testing.T) {
 	}
 	if links != 2*40 {
 		t.Fatalf("%d links after the split, want 80 (a→b, b→c per session)", links)
+	}
+}
+
+// HeldOutQueries names exactly the queries whose pseudo-experience sessions
+// Load's split puts on the validation side, for several seeds and
+// fractions, and refuses what it cannot compute.
+func TestHeldOutQueriesMatchTheSplit(t *testing.T) {
+	var caps []featurestore.Capability
+	for c := range 10 {
+		caps = append(caps, featurestore.Capability{ID: fmt.Sprintf("c%d", c)})
+	}
+	var qs []featurestore.Query
+	for q := range 300 {
+		qs = append(qs, featurestore.Query{ID: fmt.Sprintf("dev-%d", q), Intent: "x", Relevant: []string{fmt.Sprintf("c%d", q%10)}})
+	}
+	for _, src := range []Source{{}, {ValidFraction: 0.3, SplitSeed: 7}, {ValidFraction: 0.1, SplitSeed: 1, PseudoSeed: 5}} {
+		exps := featurestore.PseudoExperiences(qs, caps, src.pseudoOptions())
+		sp, err := SplitBySession(Transitions(exps, DefaultRewards()), src.validFraction(), src.SplitSeed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Sessions(sp.Valid)
+		held, err := HeldOutQueries(qs, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, q := range held {
+			got = append(got, src.pseudoOptions().Session(q.ID))
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%+v: held out %d queries, the split validates on %d sessions (%v… vs %v…)", src, len(got), len(want), got[:3], want[:3])
+		}
+		if len(got) < 10 || len(got) > 150 {
+			t.Fatalf("%+v: %d of 300 held out", src, len(got))
+		}
+	}
+	var se *SplitError
+	if _, err := HeldOutQueries(qs, Source{Temporal: true}); !errors.As(err, &se) {
+		t.Errorf("temporal: %v, want a *SplitError", err)
+	}
+	if _, err := HeldOutQueries(qs, Source{ValidFraction: 1}); !errors.As(err, &se) {
+		t.Errorf("fraction 1: %v, want a *SplitError", err)
+	}
+	if _, err := HeldOutQueries(qs[:1], Source{ValidFraction: 1e-9}); !errors.As(err, &se) {
+		t.Errorf("nothing held out: %v, want a *SplitError", err)
 	}
 }
