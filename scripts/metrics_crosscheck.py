@@ -16,7 +16,7 @@ the candidates), and every query needs at least two candidates (ndcg_score).
 OUT.json:
   {"versions": {...},
    "per_query": [{"rr", "ap", "ap_lrap", "ndcg", "ndcg_graded",
-                  "hit": [per k], "ndcg_at": [per k], "ndcg_graded_at": [per k],
+                  "hit": [per k], "ndcg_at": [per k], "ndcg_graded_at": [per k], "comp_at": [per k],
                   "top_k_accuracy": [per k, null where it does not apply],
                   "nll", "brier"}, ...],
    "aggregate": {metric name as Report.Map() spells it: value, plus "ece_numpy"},
@@ -133,11 +133,13 @@ def evaluate(req):
             "ap_lrap": float(label_ranking_average_precision_score([y.astype(int)], [sk])),
             "ndcg": float(ndcg_score([y.astype(float)], [sk], ignore_ties=True)),
             "ndcg_graded": float(ndcg_score([grade], [sk], ignore_ties=True)),
-            "hit": [], "ndcg_at": [], "ndcg_graded_at": [], "top_k_accuracy": [],
+            "hit": [], "ndcg_at": [], "ndcg_graded_at": [], "comp_at": [], "top_k_accuracy": [],
         }
         single = int(y.sum()) == 1
         for ki, k in enumerate(ks):
             q["hit"].append(float(y[order[:k]].any()))
+            # COMP@k: every relevant item among the first k (set inclusion).
+            q["comp_at"].append(float(set(np.nonzero(y)[0]) <= set(order[:k].tolist())))
             q["ndcg_at"].append(float(ndcg_score([y.astype(float)], [sk], k=k, ignore_ties=True)))
             q["ndcg_graded_at"].append(float(ndcg_score([grade], [sk], k=k, ignore_ties=True)))
             if single and k < n and n > 2:
@@ -176,6 +178,7 @@ def evaluate(req):
         agg[f"hit_at_{k}"] = float(np.mean([q["hit"][ki] for q in per_query]))
         agg[f"ndcg_at_{k}"] = float(np.mean([q["ndcg_at"][ki] for q in per_query]))
         agg[f"ndcg_graded_at_{k}"] = float(np.mean([q["ndcg_graded_at"][ki] for q in per_query]))
+        agg[f"comp_at_{k}"] = float(np.mean([q["comp_at"][ki] for q in per_query]))
         agg[f"coverage_at_{k}"] = float(np.mean(counts[ki] > 0))
         agg[f"gini_at_{k}"] = gini(counts[ki])
     return per_query, agg

@@ -100,6 +100,7 @@ type crossResult struct {
 		Hit          []float64  `json:"hit"`
 		NDCGAt       []float64  `json:"ndcg_at"`
 		NDCGGradedAt []float64  `json:"ndcg_graded_at"`
+		CompAt       []float64  `json:"comp_at"`
 		TopK         []*float64 `json:"top_k_accuracy"`
 		NLL          float64    `json:"nll"`
 		Brier        float64    `json:"brier"`
@@ -175,6 +176,7 @@ func compareReport(t *testing.T, rep Report, res crossResult) {
 			assert.InDelta(t, want.Hit[ki], q.Hit[ki], tol, "%s Hit@%d", id, a.K)
 			assert.InDelta(t, want.NDCGAt[ki], q.NDCGAt[ki], tol, "%s nDCG@%d", id, a.K)
 			assert.InDelta(t, want.NDCGGradedAt[ki], q.NDCGGradedAt[ki], tol, "%s graded nDCG@%d", id, a.K)
+			assert.Equal(t, want.CompAt[ki], q.CompAt[ki], "%s COMP@%d", id, a.K)
 			if v := want.TopK[ki]; v != nil {
 				topK++
 				assert.InDelta(t, *v, q.Hit[ki], tol, "%s Hit@%d vs top_k_accuracy_score", id, a.K)
