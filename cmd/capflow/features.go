@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -102,6 +104,31 @@ func openEncoder(ctx context.Context, fs *flag.FlagSet, ef *encoderFlags, sf *st
 	return enc, closeEnc, nil
 }
 
+// parseFloats reads the comma-separated numbers of --<name> ("0.25,1,4");
+// empty is nil.
+func parseFloats(name, s string) ([]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a number (want a comma-separated list)", name, f)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+func gridFlag(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
 func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 	fs := flag.NewFlagSet("capflow features build", flag.ContinueOnError)
 	sf := newStoreFlags(fs)
@@ -112,8 +139,13 @@ func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Com
 	fs.IntVar(&n2v.WalkLength, "walk-length", n2v.WalkLength, "Node2Vec walk length")
 	fs.IntVar(&n2v.WalksPerNode, "walks-per-node", n2v.WalksPerNode, "Node2Vec walks per node")
 	fs.IntVar(&n2v.Window, "window", n2v.Window, "skip-gram window")
-	fs.Float64Var(&n2v.P, "p", n2v.P, "Node2Vec return parameter")
-	fs.Float64Var(&n2v.Q, "q", n2v.Q, "Node2Vec in-out parameter")
+	fs.Float64Var(&n2v.P, "p", n2v.P, "Node2Vec return parameter; setting it fixes p (no grid for p)")
+	fs.Float64Var(&n2v.Q, "q", n2v.Q, "Node2Vec in-out parameter; setting it fixes q (no grid for q)")
+	pGrid := fs.String("p-grid", gridFlag(def.PGrid), `values of p tried when choosing p by held-out link-prediction AUC ("": keep --p)`)
+	qGrid := fs.String("q-grid", gridFlag(def.QGrid), `values of q tried when choosing q by held-out link-prediction AUC ("": keep --q)`)
+	tuneWalks := fs.Int("tune-walks-per-node", def.TuneWalksPerNode, "Node2Vec walks per node of each p/q grid run (at most --walks-per-node)")
+	coUsePrefix := fs.String("co-use-session-prefix", "", `only sessions whose id starts with this make co-use edges (the training split, e.g. "dev-"; default: every logged session)`)
+	coUseWeight := fs.Float64("co-use-weight", 1, "Node2Vec graph weight of a co-use edge per successive successful use")
 	fs.IntVar(&n2v.Epochs, "epochs", n2v.Epochs, "skip-gram epochs over the walks")
 	fs.IntVar(&n2v.Workers, "workers", n2v.Workers, "Node2Vec goroutines (0: all cores; 1: deterministic)")
 	fs.Uint64Var(&n2v.Seed, "seed", n2v.Seed, "random seed")
@@ -129,7 +161,8 @@ func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Com
 		ShortUsage: "capflow features build [flags]",
 		ShortHelp:  "encode, embed, combine, validate and write capability and intent features",
 		LongHelp: "Reads the catalog, experiences and queries from the store, encodes capability and intent texts, " +
-			"runs Node2Vec on the capability↔tool graph, combines hybrid embeddings, computes graph and usage " +
+			"runs Node2Vec on the capability graph (membership, nesting and co-use in logged sessions; p and q chosen by " +
+			"held-out link-prediction AUC unless --p/--q are set), combines hybrid embeddings, computes graph and usage " +
 			"features, validates them (nothing is written when a check fails) and writes them under a new " +
 			"feature_version. The run is logged to MLflow: params, metrics, the validation report and a " +
 			"2-D projection plot.",
@@ -165,6 +198,25 @@ func featuresBuildCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Com
 				return fmt.Errorf("features build: unknown --lift %q (want zero-pad or orthonormal)", *lift)
 			}
 			cfg.LinkPredictionFraction = *holdout
+			if cfg.PGrid, err = parseFloats("p-grid", *pGrid); err != nil {
+				return err
+			}
+			if cfg.QGrid, err = parseFloats("q-grid", *qGrid); err != nil {
+				return err
+			}
+			// A p or q the user sets is theirs: the grid only chooses what
+			// was left open.
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "p":
+					cfg.PGrid = nil
+				case "q":
+					cfg.QGrid = nil
+				}
+			})
+			cfg.TuneWalksPerNode = *tuneWalks
+			cfg.CoUseSessionPrefix = *coUsePrefix
+			cfg.Catalog.CoUseWeight = *coUseWeight
 			cfg.FeatureVersion = *version
 			cfg.NoEmbeddingCache = *noCache
 			cfg.EncodeBatch = ef.batch

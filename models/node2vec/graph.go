@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/capflow/capflow/featurestore"
 )
@@ -151,11 +152,18 @@ func (b *Builder) AddEdge(u, v string, w float64) error {
 	return nil
 }
 
-// CatalogOptions weights the two kinds of edge of the capability↔tool graph.
+// CatalogOptions weights the three kinds of edge of the capability graph.
 // Zero means the default, 1.
+//
+// All three default to 1 because a walk should treat "is a member of", "is
+// nested in" and "was used right after" as equally strong hints that two
+// nodes belong together; a co-use edge's weight grows with its count (see
+// AddCoUse), so a pattern many sessions repeat pulls walks harder than a
+// single session's step.
 type CatalogOptions struct {
 	ToolWeight        float64 // capability — member tool
 	ContainmentWeight float64 // capability — member capability
+	CoUseWeight       float64 // capability — capability, per successive successful use (AddCoUse)
 }
 
 // AddCatalog adds every tool and capability as a node, an edge from each
@@ -194,6 +202,88 @@ func (b *Builder) AddCatalog(tools []featurestore.Tool, caps []featurestore.Capa
 			if err := b.AddEdge(c.ID, m, w); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// CoUse is an undirected co-use edge: capabilities U and V (U < V) were
+// selected one right after the other, both successfully, Count times within
+// logged sessions.
+type CoUse struct {
+	U, V  string
+	Count int
+}
+
+// CoUseEdges derives the co-use edges of exps. Within each session
+// (experiences with an empty SessionID belong to none and are skipped), the
+// successful selections (OutcomeSuccess; partial and failed ones are not
+// evidence that the two capabilities go together) are put in time order —
+// Timestamp, then the store's ID, then input order — and each pair of
+// successive selections of two different capabilities counts once for the
+// pair. A failure between two successes does not break the succession: a
+// retry or a rejected candidate between two steps leaves them successive
+// steps of the task. The edges come sorted by (U, V).
+//
+// Which sessions exps holds is the caller's decision: only the training
+// split's sessions may contribute, or the graph features would leak the
+// evaluation split's answers.
+func CoUseEdges(exps []featurestore.Experience) []CoUse {
+	type step struct {
+		at       time.Time
+		id       int64
+		pos      int
+		selected string
+	}
+	sessions := map[string][]step{}
+	for i, e := range exps {
+		if e.SessionID == "" || e.Outcome != featurestore.OutcomeSuccess {
+			continue
+		}
+		sessions[e.SessionID] = append(sessions[e.SessionID], step{e.Timestamp, e.ID, i, e.SelectedCapability})
+	}
+	counts := map[[2]string]int{}
+	for _, steps := range sessions {
+		slices.SortFunc(steps, func(a, b step) int {
+			return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.id, b.id), cmp.Compare(a.pos, b.pos))
+		})
+		for k := 1; k < len(steps); k++ {
+			u, v := steps[k-1].selected, steps[k].selected
+			if u == v {
+				continue // a repeated step is no relation between two capabilities
+			}
+			counts[[2]string{min(u, v), max(u, v)}]++
+		}
+	}
+	out := make([]CoUse, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, CoUse{U: k[0], V: k[1], Count: n})
+	}
+	slices.SortFunc(out, func(a, b CoUse) int { return cmp.Or(cmp.Compare(a.U, b.U), cmp.Compare(a.V, b.V)) })
+	return out
+}
+
+// AddCoUse adds each co-use edge with weight opts.CoUseWeight·Count between
+// two nodes that must already be in the builder (AddCatalog first): a co-use
+// of a capability the catalog does not hold is an error naming it. An edge
+// that coincides with a catalog edge (a capability used right after its own
+// member) adds to that edge's weight.
+func (b *Builder) AddCoUse(edges []CoUse, opts CatalogOptions) error {
+	w := opts.CoUseWeight
+	if w == 0 {
+		w = 1
+	}
+	for _, e := range edges {
+		for _, id := range []string{e.U, e.V} {
+			if _, ok := b.index[id]; !ok {
+				return &GraphError{U: e.U, V: e.V, Reason: fmt.Sprintf("co-used capability %q is not in the graph", id)}
+			}
+		}
+		if e.Count < 1 {
+			return &GraphError{U: e.U, V: e.V, Reason: fmt.Sprintf("co-use count %d is not positive", e.Count)}
+		}
+		if err := b.AddEdge(e.U, e.V, w*float64(e.Count)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -36,6 +36,18 @@ type Split struct {
 // candidates' first endpoints and a V from their second endpoints, not an
 // edge of g, no pair twice.
 func HoldOut(g *Graph, candidates []Pair, frac float64, seed uint64) (*Split, error) {
+	return HoldOutExcept(g, candidates, frac, seed, nil)
+}
+
+// HoldOutExcept is HoldOut whose negatives also avoid the pairs of except,
+// in either orientation. It is for a validation split carved out of another
+// split's residual graph (g = outer.Train, candidates from outer.TrainPos):
+// the outer test edges are non-edges of that graph, and passing them (and
+// the outer test negatives) as except keeps them out of the validation
+// pairs, so choosing hyperparameters on the validation split never looks at
+// the pairs the outer AUC is reported on. With no exceptions it draws
+// exactly what HoldOut draws.
+func HoldOutExcept(g *Graph, candidates []Pair, frac float64, seed uint64, except []Pair) (*Split, error) {
 	if !(frac > 0 && frac < 1) {
 		return nil, fmt.Errorf("node2vec: hold-out fraction %v is not in (0, 1)", frac)
 	}
@@ -99,7 +111,10 @@ func HoldOut(g *Graph, candidates []Pair, frac float64, seed uint64) (*Split, er
 	s.Train = b.Build()
 
 	us, vs := distinct(candidates, func(p Pair) string { return p.U }), distinct(candidates, func(p Pair) string { return p.V })
-	seen := map[Pair]bool{}
+	seen := make(map[Pair]bool, 2*len(except))
+	for _, p := range except {
+		seen[p] = true
+	}
 	draw := func(n int) ([]Pair, error) {
 		var out []Pair
 		for tries := 0; len(out) < n; tries++ {

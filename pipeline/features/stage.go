@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,10 +51,28 @@ type Config struct {
 	// experiences before it are read, and rows are stamped with it. Zero
 	// means the time the stage runs.
 	AsOf time.Time
-	// LinkPredictionFraction of the capability—tool edges is held out to
-	// measure the graph embedding (link-prediction AUC, trained on the rest;
-	// the features themselves use the whole graph). 0 skips the check.
+	// CoUseSessionPrefix chooses the logged sessions whose experiences make
+	// the Node2Vec graph's co-use edges: those whose SessionID starts with
+	// it ("" = every session). It is the train/evaluation split of the
+	// graph: a session of the split a model is evaluated on must not
+	// contribute, or the capability vectors would carry that split's
+	// answers. Only experiences before AsOf are read either way.
+	CoUseSessionPrefix string
+	// LinkPredictionFraction of one kind of edge (co-use first, see
+	// linkPrediction) is held out to measure the graph embedding
+	// (link-prediction AUC, trained on the rest; the features themselves
+	// use the whole graph). 0 skips the check, and the p/q grid with it.
 	LinkPredictionFraction float64
+	// PGrid and QGrid are the values of Node2Vec's p and q tried when
+	// choosing them by held-out link-prediction AUC (on a validation split,
+	// see linkPrediction); an empty grid keeps Node2Vec.P (or Q) as set.
+	// DefaultConfig tries {0.25, 1, 4} for both.
+	PGrid, QGrid []float64
+	// TuneWalksPerNode is the walks per node of each grid run (at most
+	// Node2Vec.WalksPerNode; 0 means DefaultTuneWalksPerNode). Nine runs at
+	// the design's 40 would cost nine full trainings; 10 walks rank p and q
+	// the same way at a quarter of the cost (see docs/features.md).
+	TuneWalksPerNode int
 	// FeatureVersion names the rows written; empty derives
 	// "fv-<as of>-<hash of the configuration>".
 	FeatureVersion string
@@ -65,10 +84,20 @@ type Config struct {
 	NoPlot bool
 }
 
+// DefaultTuneWalksPerNode is Config.TuneWalksPerNode's default.
+const DefaultTuneWalksPerNode = 10
+
+// DefaultPQGrid is the p and q grid of DefaultConfig: a walk biased to stay
+// near its start (BFS-like, p or q above 1), unbiased, or biased outwards
+// (DFS-like, below 1), by the same factor 4 either way.
+var DefaultPQGrid = []float64{0.25, 1, 4}
+
 // DefaultConfig is the design's feature pipeline around enc: Node2Vec with
-// walk length 15, 40 walks per node, window 5, 64 dimensions; hybrid weights
-// 0.3/0.7 with zero padding; validation per design 1.3; 10% of edges held
-// out for the link-prediction AUC. The store dimensions follow enc.
+// walk length 15, 40 walks per node, window 5, 64 dimensions, p and q chosen
+// from DefaultPQGrid by held-out link-prediction AUC; hybrid weights 0.3/0.7
+// with zero padding; validation per design 1.3; 10% of edges held out for
+// the link-prediction AUC; co-use edges from every logged session. The store
+// dimensions follow enc.
 func DefaultConfig(enc textembed.Encoder) Config {
 	dim := 0
 	if enc != nil {
@@ -80,6 +109,9 @@ func DefaultConfig(enc textembed.Encoder) Config {
 		Node2Vec:               node2vec.DefaultConfig(),
 		Hybrid:                 hybrid.Default(),
 		LinkPredictionFraction: 0.1,
+		PGrid:                  slices.Clone(DefaultPQGrid),
+		QGrid:                  slices.Clone(DefaultPQGrid),
+		TuneWalksPerNode:       DefaultTuneWalksPerNode,
 		EncodeBatch:            64,
 	}
 }
@@ -109,6 +141,20 @@ func (c Config) check() error {
 		return &ConfigError{"LinkPredictionFraction", fmt.Sprintf("%v is not in [0, 1)", c.LinkPredictionFraction)}
 	case c.EncodeBatch < 0:
 		return &ConfigError{"EncodeBatch", "must not be negative"}
+	case !(c.Catalog.CoUseWeight >= 0) || math.IsInf(c.Catalog.CoUseWeight, 0):
+		return &ConfigError{"Catalog.CoUseWeight", fmt.Sprintf("%v is not a finite non-negative number (0 means 1)", c.Catalog.CoUseWeight)}
+	case c.TuneWalksPerNode < 0:
+		return &ConfigError{"TuneWalksPerNode", "must not be negative"}
+	}
+	for _, grid := range []struct {
+		name   string
+		values []float64
+	}{{"PGrid", c.PGrid}, {"QGrid", c.QGrid}} {
+		for _, x := range grid.values {
+			if !(x > 0) || math.IsInf(x, 0) {
+				return &ConfigError{grid.name, fmt.Sprintf("value %v is not positive and finite", x)}
+			}
+		}
 	}
 	if err := c.Node2Vec.Validate(); err != nil {
 		return err
@@ -125,6 +171,9 @@ func NewStage(cfg Config) (*Stage, error) {
 	if cfg.EncodeBatch == 0 {
 		cfg.EncodeBatch = 64
 	}
+	if cfg.TuneWalksPerNode == 0 {
+		cfg.TuneWalksPerNode = DefaultTuneWalksPerNode
+	}
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -136,22 +185,25 @@ func (s *Stage) Name() string { return StageName }
 
 // Summary is what a Build did: the figures the stage logs as metrics.
 type Summary struct {
-	FeatureVersion    string
-	AsOf              time.Time
-	Tools             int
-	Capabilities      int
-	Experiences       int
-	Intents           int
-	GraphNodes        int
-	GraphEdges        int
-	IsolatedNodes     int
-	LinkPredictionAUC float64 // 0 when skipped
-	// LinkPredictionEdges is the kind of edge held out for the AUC:
-	// "capability-tool", "containment", or "" when skipped.
-	LinkPredictionEdges string
-	Validation          Report
-	Timings             map[string]time.Duration
-	ProjectionPlotPath  string // "" when not drawn
+	FeatureVersion string
+	AsOf           time.Time
+	Tools          int
+	Capabilities   int
+	Experiences    int
+	Intents        int
+	GraphNodes     int
+	GraphEdges     int
+	IsolatedNodes  int
+	// CoUseSessions is how many sessions passed CoUseSessionPrefix;
+	// CoUseEdges how many distinct co-use edges they gave and CoUseSteps
+	// the successive-success steps behind them (the edges' total count).
+	CoUseSessions, CoUseEdges, CoUseSteps int
+	// LinkPrediction is the held-out check and, in its P and Q, the
+	// Node2Vec parameters the features were trained with.
+	LinkPrediction     LinkPrediction
+	Validation         Report
+	Timings            map[string]time.Duration
+	ProjectionPlotPath string // "" when not drawn
 }
 
 // Run implements pipeline.Stage: Build, then log params, metrics and
@@ -179,6 +231,13 @@ func (s *Stage) Run(ctx context.Context, env *pipeline.Env) error {
 		errs = append(errs, env.Tracker.LogArtifactBytes(ctx, "validation/report.json", rep))
 	}
 	errs = append(errs, env.Tracker.LogMetrics(ctx, 0, metrics(sum)))
+	if sum.GraphNodes > 0 { // the graph step ran, so these are known
+		errs = append(errs, env.Tracker.LogParams(ctx, resultParams(sum)))
+		if sum.LinkPrediction.Edges != "" {
+			art, _ := json.MarshalIndent(newLinkPredictionArtifact(sum.LinkPrediction), "", "  ")
+			errs = append(errs, env.Tracker.LogArtifactBytes(ctx, "link_prediction/result.json", art))
+		}
+	}
 	if sum.ProjectionPlotPath != "" {
 		errs = append(errs, env.Tracker.LogArtifact(ctx, sum.ProjectionPlotPath, "plots"))
 	}
@@ -190,7 +249,8 @@ func (s *Stage) Run(ctx context.Context, env *pipeline.Env) error {
 	}
 	env.Set(ValueFeatureVersion, sum.FeatureVersion)
 	env.Logger.Info("features written", "feature_version", sum.FeatureVersion, "capabilities", sum.Capabilities,
-		"intents", sum.Intents, "link_prediction_auc", sum.LinkPredictionAUC)
+		"intents", sum.Intents, "link_prediction_auc", sum.LinkPrediction.AUC, "link_prediction_edges", sum.LinkPrediction.Edges,
+		"p", sum.LinkPrediction.P, "q", sum.LinkPrediction.Q)
 	return nil
 }
 
@@ -283,35 +343,63 @@ func build(ctx context.Context, cfg Config, env *pipeline.Env, plotDir string) (
 	}
 	step("encode_capabilities", t0)
 
-	// Graph embeddings: the AUC on a held-out split first, then the
-	// embedding of the whole graph that the features use.
+	// Graph embeddings: the catalog's membership and nesting edges plus the
+	// co-use edges of the chosen sessions; the AUC on a held-out split (and
+	// the choice of p and q) first, then the embedding of the whole graph
+	// that the features use.
 	t0 = time.Now()
-	g, err := node2vec.FromCatalog(tools, caps, cfg.Catalog)
-	if err != nil {
+	var coExps []featurestore.Experience
+	sessions := map[string]bool{}
+	for _, e := range exps {
+		if e.SessionID != "" && strings.HasPrefix(e.SessionID, cfg.CoUseSessionPrefix) {
+			coExps = append(coExps, e)
+			sessions[e.SessionID] = true
+		}
+	}
+	coUse := node2vec.CoUseEdges(coExps)
+	sum.CoUseSessions, sum.CoUseEdges = len(sessions), len(coUse)
+	for _, e := range coUse {
+		sum.CoUseSteps += e.Count
+	}
+	b := node2vec.NewBuilder()
+	if err := b.AddCatalog(tools, caps, cfg.Catalog); err != nil {
 		return sum, fmt.Errorf("features: capability graph: %w", err)
 	}
+	catalog := b.Build() // without co-use: tells co-use-only edges apart
+	if err := b.AddCoUse(coUse, cfg.Catalog); err != nil {
+		return sum, fmt.Errorf("features: capability graph: %w", err)
+	}
+	g := b.Build()
 	sum.GraphNodes, sum.GraphEdges = g.NumNodes(), g.NumEdges()
 	for _, id := range g.IDs() {
 		if g.Degree(id) == 0 {
 			sum.IsolatedNodes++
 		}
 	}
+	env.Logger.Info("capability graph", "nodes", sum.GraphNodes, "edges", sum.GraphEdges, "catalog_edges", catalog.NumEdges(),
+		"co_use_edges", sum.CoUseEdges, "co_use_sessions", sum.CoUseSessions, "session_prefix", cfg.CoUseSessionPrefix)
+	sum.LinkPrediction = LinkPrediction{P: cfg.Node2Vec.P, Q: cfg.Node2Vec.Q}
 	if cfg.LinkPredictionFraction > 0 {
 		bar := env.Progress.Start("node2vec link prediction", -1)
-		auc, kind, err := linkPrediction(ctx, g, caps, cfg)
+		lp, err := linkPrediction(ctx, g, catalog, caps, coUse, cfg, env.Logger, env.Progress)
 		bar.Done()
 		if err != nil {
 			return sum, err
 		}
-		sum.LinkPredictionAUC, sum.LinkPredictionEdges = auc, kind
-		if kind == "" {
-			env.Logger.Warn("link prediction skipped: every capability edge is a bridge (the graph is a forest), so a held-out edge cannot be predicted")
+		sum.LinkPrediction = lp
+		if lp.Edges == "" {
+			env.Logger.Warn("link prediction skipped: every edge of each kind is a bridge or too few remain (a catalog forest without co-use edges), so a held-out edge cannot be predicted")
+		} else {
+			env.Logger.Info("link prediction", "edges", lp.Edges, "candidates", lp.Candidates, "held_out", len(lp.HeldOut),
+				"auc", lp.AUC, "p", lp.P, "q", lp.Q)
 		}
 		step("link_prediction", t0)
 		t0 = time.Now()
 	}
+	n2v := cfg.Node2Vec
+	n2v.P, n2v.Q = sum.LinkPrediction.P, sum.LinkPrediction.Q
 	bar := env.Progress.Start("node2vec", -1)
-	emb, err := node2vec.Train(ctx, g, cfg.Node2Vec)
+	emb, err := node2vec.Train(ctx, g, n2v)
 	bar.Done()
 	if err != nil {
 		return sum, fmt.Errorf("features: node2vec: %w", err)
@@ -424,116 +512,6 @@ func encodeAll(ctx context.Context, enc textembed.Encoder, texts []string, batch
 		bar.Add(hi - lo)
 	}
 	return out, nil
-}
-
-// linkPrediction measures the graph embedding: it holds out a fraction of
-// one kind of edge, embeds the rest and returns the AUC of telling held-out
-// edges from non-edges of the same kind (mixing kinds would let the
-// classifier tell positives from negatives by node type alone), and which
-// kind it used: capability—tool edges first, else containment edges
-// (sub-capability — capability).
-//
-// Only edges on a cycle are candidates. Holding out a bridge disconnects its
-// endpoints, so no walk-based embedding can predict it and the AUC would
-// measure nothing (≈0.5). A catalog whose graph is a forest — Seal-Tools,
-// where every tool has one field and every field one parent — has no such
-// edge, and the check is skipped (kind ""); models/node2vec measures
-// link prediction on Seal-Tools with the co-call edges added.
-func linkPrediction(ctx context.Context, g *node2vec.Graph, caps []featurestore.Capability, cfg Config) (float64, string, error) {
-	isCap := make(map[string]bool, len(caps))
-	for _, c := range caps {
-		isCap[c.ID] = true
-	}
-	bridge := bridges(g)
-	var toolEdges, containment []node2vec.Pair
-	for _, c := range caps {
-		for _, m := range c.Members {
-			p := node2vec.Pair{U: m, V: c.ID}
-			switch {
-			case bridge[p] || bridge[node2vec.Pair{U: c.ID, V: m}]:
-			case isCap[m]:
-				containment = append(containment, p)
-			default:
-				toolEdges = append(toolEdges, p)
-			}
-		}
-	}
-	for _, kind := range []struct {
-		name  string
-		pairs []node2vec.Pair
-	}{{"capability-tool", toolEdges}, {"containment", containment}} {
-		if len(kind.pairs) < 10 {
-			continue // too few to hold out a meaningful sample
-		}
-		split, err := node2vec.HoldOut(g, kind.pairs, cfg.LinkPredictionFraction, cfg.Node2Vec.Seed)
-		if err != nil {
-			continue
-		}
-		emb, err := node2vec.Train(ctx, split.Train, cfg.Node2Vec)
-		if err != nil {
-			return 0, "", fmt.Errorf("features: node2vec on the link-prediction split: %w", err)
-		}
-		auc, err := node2vec.LinkPredictionAUC(ctx, emb, split, 1e-3)
-		if err != nil {
-			return 0, "", fmt.Errorf("features: link-prediction AUC: %w", err)
-		}
-		return auc, kind.name, nil
-	}
-	return 0, "", nil
-}
-
-// bridges returns the edges of g whose removal disconnects their endpoints
-// (Tarjan's low-link, iteratively so a long path cannot overflow the stack).
-func bridges(g *node2vec.Graph) map[node2vec.Pair]bool {
-	ids := g.IDs()
-	n := len(ids)
-	nbrs := make([][]int, n)
-	for i, id := range ids {
-		ns, _ := g.Neighbors(id)
-		for _, m := range ns {
-			j, _ := g.Index(m)
-			nbrs[i] = append(nbrs[i], j)
-		}
-	}
-	disc, low := make([]int, n), make([]int, n)
-	for i := range disc {
-		disc[i] = -1
-	}
-	out := map[node2vec.Pair]bool{}
-	type frame struct{ v, parent, next int }
-	t := 0
-	for root := range n {
-		if disc[root] >= 0 {
-			continue
-		}
-		stack := []frame{{root, -1, 0}}
-		disc[root], low[root] = t, t
-		t++
-		for len(stack) > 0 {
-			f := &stack[len(stack)-1]
-			if f.next < len(nbrs[f.v]) {
-				w := nbrs[f.v][f.next]
-				f.next++
-				switch {
-				case disc[w] < 0:
-					disc[w], low[w] = t, t
-					t++
-					stack = append(stack, frame{w, f.v, 0})
-				case w != f.parent:
-					low[f.v] = min(low[f.v], disc[w])
-				}
-				continue
-			}
-			stack = stack[:len(stack)-1]
-			if f.parent >= 0 {
-				low[f.parent] = min(low[f.parent], low[f.v])
-				if low[f.v] > disc[f.parent] {
-					out[node2vec.Pair{U: ids[f.parent], V: ids[f.v]}] = true
-				}
-			}
-		}
-	}
-	return out
 }
 
 // writeIntents encodes the distinct intents of the evaluation queries and of

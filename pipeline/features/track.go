@@ -3,8 +3,11 @@ package features
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 
 	"github.com/capflow/capflow/models/hybrid"
+	"github.com/capflow/capflow/models/node2vec"
 	"github.com/capflow/capflow/pipeline"
 )
 
@@ -32,8 +35,11 @@ func params(cfg Config) map[string]string {
 		"node2vec.walk_length", n.WalkLength,
 		"node2vec.walks_per_node", n.WalksPerNode,
 		"node2vec.window", n.Window,
-		"node2vec.p", n.P,
-		"node2vec.q", n.Q,
+		"node2vec.p", pqParam(n.P, cfg.PGrid, cfg.LinkPredictionFraction),
+		"node2vec.q", pqParam(n.Q, cfg.QGrid, cfg.LinkPredictionFraction),
+		"node2vec.p_grid", gridParam(cfg.PGrid, cfg.LinkPredictionFraction),
+		"node2vec.q_grid", gridParam(cfg.QGrid, cfg.LinkPredictionFraction),
+		"node2vec.tune_walks_per_node", min(cfg.TuneWalksPerNode, n.WalksPerNode),
 		"node2vec.negative", n.Negative,
 		"node2vec.epochs", n.Epochs,
 		"node2vec.learning_rate", n.LearningRate,
@@ -41,6 +47,8 @@ func params(cfg Config) map[string]string {
 		"node2vec.seed", n.Seed,
 		"graph.tool_weight", orOne(cfg.Catalog.ToolWeight),
 		"graph.containment_weight", orOne(cfg.Catalog.ContainmentWeight),
+		"graph.co_use_weight", orOne(cfg.Catalog.CoUseWeight),
+		"co_use.session_prefix", orAll(cfg.CoUseSessionPrefix),
 		"graph.pagerank_damping", orDefault(cfg.Graph.Damping, DefaultDamping),
 		"graph.co_usage_weight", cfg.Graph.CoUsageWeight,
 		"graph.prior_success_rate", orDefault(cfg.Graph.PriorSuccessRate, DefaultPriorSuccessRate),
@@ -68,8 +76,22 @@ func metrics(s Summary) map[string]float64 {
 		"graph.edges":    float64(s.GraphEdges),
 		"graph.isolated": float64(s.IsolatedNodes),
 	}
-	if s.LinkPredictionEdges != "" {
-		out["link_prediction_auc"] = s.LinkPredictionAUC
+	out["graph.co_use_edges"] = float64(s.CoUseEdges)
+	out["graph.co_use_steps"] = float64(s.CoUseSteps)
+	out["co_use.sessions"] = float64(s.CoUseSessions)
+	lp := s.LinkPrediction
+	out["node2vec.p_used"], out["node2vec.q_used"] = lp.P, lp.Q
+	if lp.Edges != "" {
+		out["link_prediction_auc"] = lp.AUC
+		out["link_prediction.candidates"] = float64(lp.Candidates)
+		out["link_prediction.held_out"] = float64(len(lp.HeldOut))
+	}
+	for _, pt := range lp.Grid {
+		out[gridMetric(pt)] = pt.AUC
+	}
+	if len(lp.Grid) > 0 {
+		out["link_prediction.validation_edges"] = float64(len(lp.Validation))
+		out["link_prediction.validation_null_sd"] = lp.ValidationNullSD
 	}
 	for k, d := range s.Timings {
 		out["seconds."+k] = d.Seconds()
@@ -86,6 +108,110 @@ func metrics(s Summary) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// gridMetric names a grid point's validation AUC, e.g.
+// "link_prediction.grid.p0.25_q4" (MLflow keys allow no "=" or ",").
+func gridMetric(pt TunePoint) string {
+	return fmt.Sprintf("link_prediction.grid.p%s_q%s", fmtFloat(pt.P), fmtFloat(pt.Q))
+}
+
+// resultParams are the params only a build knows: the p and q the features
+// were trained with and the kind of edge the AUC was measured on. They are
+// new keys, not the configured node2vec.p and node2vec.q, because an MLflow
+// param cannot change once logged.
+func resultParams(s Summary) map[string]string {
+	lp := s.LinkPrediction
+	out := pipeline.Params(
+		"node2vec.p_used", lp.P,
+		"node2vec.q_used", lp.Q,
+		"link_prediction.edges", orNone(lp.Edges),
+	)
+	switch {
+	case len(lp.Grid) > 0:
+		out["node2vec.pq_chosen_by"] = "validation link-prediction AUC"
+	case lp.Skipped != "":
+		out["node2vec.pq_chosen_by"] = "configuration (grid skipped: " + lp.Skipped + ")"
+	default:
+		out["node2vec.pq_chosen_by"] = "configuration"
+	}
+	return out
+}
+
+// linkPredictionArtifact is link_prediction/result.json: which edges were
+// held out and scored, and every grid point.
+type linkPredictionArtifact struct {
+	Edges            string          `json:"edges"`
+	Candidates       int             `json:"candidates"`
+	AUC              float64         `json:"auc"`
+	P                float64         `json:"p"`
+	Q                float64         `json:"q"`
+	Grid             []gridPointJSON `json:"grid,omitempty"`
+	ValidationNullSD float64         `json:"validation_null_sd,omitempty"`
+	Skipped          string          `json:"tuning_skipped,omitempty"`
+	HeldOut          [][2]string     `json:"held_out"`
+	Validation       [][2]string     `json:"validation,omitempty"`
+}
+
+type gridPointJSON struct {
+	P   float64 `json:"p"`
+	Q   float64 `json:"q"`
+	AUC float64 `json:"validation_auc"`
+}
+
+func newLinkPredictionArtifact(lp LinkPrediction) linkPredictionArtifact {
+	pairs := func(ps []node2vec.Pair) [][2]string {
+		out := make([][2]string, len(ps))
+		for i, p := range ps {
+			out[i] = [2]string{p.U, p.V}
+		}
+		return out
+	}
+	a := linkPredictionArtifact{
+		Edges: lp.Edges, Candidates: lp.Candidates, AUC: lp.AUC, P: lp.P, Q: lp.Q,
+		ValidationNullSD: lp.ValidationNullSD, Skipped: lp.Skipped,
+		HeldOut: pairs(lp.HeldOut), Validation: pairs(lp.Validation),
+	}
+	for _, pt := range lp.Grid {
+		a.Grid = append(a.Grid, gridPointJSON(pt))
+	}
+	return a
+}
+
+// pqParam is the node2vec.p (or q) param: the value, or "tuned" when the
+// grid will choose it.
+func pqParam(x float64, grid []float64, fraction float64) string {
+	if len(grid) > 0 && fraction > 0 {
+		return "tuned"
+	}
+	return fmtFloat(x)
+}
+
+func gridParam(grid []float64, fraction float64) string {
+	if len(grid) == 0 || fraction == 0 {
+		return "none"
+	}
+	s := make([]string, len(grid))
+	for i, x := range grid {
+		s[i] = fmtFloat(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+
+func orAll(prefix string) string {
+	if prefix == "" {
+		return "(all sessions)"
+	}
+	return prefix
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func b2f(b bool) float64 {
