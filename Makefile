@@ -11,10 +11,10 @@ PKGS      ?= ./...
 # Exports MLFLOW_TRACKING_URI, CAPFLOW_PG_DSN, CAPFLOW_REDIS_ADDR, ... (see scripts/services.sh env)
 WITH_ENV  := eval "$$(bash scripts/services.sh env)";
 
-.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-recall bench-serve vet fmt clean
+.PHONY: help deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-quality bench-recall bench-serve vet fmt clean
 
 help:
-	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-recall bench-serve vet fmt clean"
+	@echo "targets: deps services-up services-down services-status env test demo bench-mlflow bench-store bench-node2vec bench-score bench-per bench-train bench-quality bench-recall bench-serve vet fmt clean"
 
 deps:
 	@bash scripts/deps.sh
@@ -65,6 +65,11 @@ bench-per: deps
 
 bench-train: deps
 	$(WITH_ENV) $(GO) run ./cmd/bench-train $(ARGS)
+
+# the ablation: every model variant trained on Seal-Tools dev, reported on
+# test_in_domain, one MLflow run with a child run per variant (cmd/bench-quality).
+bench-quality: services-up
+	$(WITH_ENV) $(GO) run ./cmd/bench-quality $(ARGS)
 
 # recall@K of the store's ANN candidates, text vs hybrid space, on Seal-Tools test_in_domain
 # (reads the demo's store: run `make demo` first).

@@ -473,6 +473,16 @@ func (s *Stage) queries(ctx context.Context, st featurestore.Store, in []feature
 	if err != nil {
 		return nil, err
 	}
+	// The intents' parts, with the same encoder, for the part evidence
+	// features and models that score parts (as serving encodes them).
+	parts := train.NewParts(s.cfg.Encoder)
+	texts := make([]string, len(in))
+	for i, q := range in {
+		texts[i] = q.Intent
+	}
+	if err := parts.Prepare(ctx, texts); err != nil {
+		return nil, err
+	}
 	out := make([]Query, 0, len(in))
 	for _, q := range in {
 		e := emb[featurestore.IntentHash(q.Intent, q.ContextTools)]
@@ -484,8 +494,12 @@ func (s *Stage) queries(ctx context.Context, st featurestore.Store, in []feature
 		for _, id := range q.Relevant {
 			rel[id] = 1
 		}
+		ps, err := parts.Of(ctx, q.Intent)
+		if err != nil {
+			return nil, err
+		}
 		eq := Query{ID: q.ID, Relevant: rel, Session: q.ID,
-			Query: ranker.Query{Text: q.Intent, Embedding: x, ContextTools: q.ContextTools, Candidates: pool}}
+			Query: ranker.Query{Text: q.Intent, Embedding: x, Parts: ps, ContextTools: q.ContextTools, Candidates: pool}}
 		if q.Timestamp != nil {
 			eq.Timestamp = *q.Timestamp
 		}

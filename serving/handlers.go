@@ -293,7 +293,7 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 	case len(idx.capIDs) <= s.cfg.WholeCatalogMax:
 		cands, source = idx.capIDs, "catalog"
 	default:
-		if cands, source = s.annCandidates(ctx, q.Embedding, idx); ctx.Err() != nil {
+		if cands, source = s.annCandidates(ctx, q.Embedding, q.Parts, idx); ctx.Err() != nil {
 			return q, "", s.dependencyError(ctx, "finding candidates", ctx.Err())
 		}
 	}
@@ -302,15 +302,25 @@ func (s *Server) query(ctx context.Context, m *Model, req *RankRequest) (ranker.
 }
 
 // annCandidates asks the store's ANN index over text embeddings for the
-// ANNK nearest capabilities: the ANN proposes the candidate set, the model
-// ranks it. Capabilities the model does not know (added to the store after
+// ANNK nearest capabilities to the intent, and the ANNK/len(parts) nearest
+// to each of its parts: the ANN proposes the candidate set, the model ranks
+// it. An intent that asks for three things sits between their capabilities,
+// so each part finds its own. Capabilities the model does not know (added to the store after
 // it was trained) are left out. When the ANN fails or proposes nothing the
 // model knows, the model's whole catalog is ranked instead (counted as a
 // fallback).
-func (s *Server) annCandidates(ctx context.Context, emb []float32, idx *modelIndex) ([]string, string) {
+func (s *Server) annCandidates(ctx context.Context, emb []float32, parts []evidence.Part, idx *modelIndex) ([]string, string) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.ANNTimeout)
 	defer cancel()
 	ns, err := s.cfg.Store.NearestCapabilities(actx, featurestore.SpaceText, emb, s.cfg.ANNK)
+	for _, p := range parts {
+		if err != nil {
+			break
+		}
+		var more []featurestore.Neighbor
+		more, err = s.cfg.Store.NearestCapabilities(actx, featurestore.SpaceText, p.Embedding, max(1, s.cfg.ANNK/len(parts)))
+		ns = append(ns, more...)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.cfg.Logger.Warn("serving: ANN failed, ranking the whole catalog", "err", err)

@@ -48,6 +48,8 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.IntVar(&c.Patience, "patience", c.Patience, "epochs without improvement before stopping early")
 	fs.StringVar(&c.Monitor, "monitor", c.Monitor, "validation metric that picks the best epoch: mrr, hit1, hit3, hit5 or ndcg5")
 	fs.Float64Var(&c.Model.L2, "l2", c.Model.L2, "decay of the projections towards their initial centre")
+	fs.BoolVar(&c.KeyMemory, "key-memory", c.KeyMemory, "learn a key offset per capability (collaborative memory of the intents that needed it)")
+	fs.BoolVar(&c.Model.IntentParts, "intent-parts", c.Model.IntentParts, "score an intent as the best of its parts (the whole intent and each clause)")
 	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout on attention messages, in [0,1)")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the model's initialisation, sampling and dropout")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "write a resumable checkpoint every this many steps under --out-dir (0: none)")

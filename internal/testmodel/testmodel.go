@@ -81,6 +81,9 @@ type PackageOptions struct {
 	// Broken alters the stored example scores so that verification
 	// (ranker.Open, the serving Manager) refuses the folder.
 	Broken bool
+	// IntentParts is shgat.Config.IntentParts: the model scores an intent
+	// as the best of its parts.
+	IntentParts bool
 	// Contract is the scorer contract the folder records (shgat.Contract
 	// when zero): another makes a package of an older or newer capflow.
 	Contract int
@@ -100,7 +103,7 @@ type Packaged struct {
 }
 
 // Package writes a random SHGAT model of the catalog, its evidence weights
-// at 0.5, 1 and 2, into a fresh MLflow Model folder under t.TempDir().
+// (shgat.DefaultEvidence) at 0.5, 1, 2, 0.25, 0.5 and 1, into a fresh MLflow Model folder under t.TempDir().
 func Package(t testing.TB, o PackageOptions) *Packaged {
 	t.Helper()
 	if o.Tools == nil {
@@ -120,7 +123,8 @@ func Package(t testing.TB, o PackageOptions) *Packaged {
 	var err error
 	p.Graph, err = shgat.NewGraph(o.Tools, o.Caps)
 	require.NoError(t, err)
-	p.Model, err = shgat.New(shgat.Config{Dim: d, Seed: o.Seed, InitNoise: o.InitNoise, EvidenceInit: []float64{0.5, 1, 2}}, p.Graph.Levels())
+	p.Model, err = shgat.New(shgat.Config{Dim: d, Seed: o.Seed, InitNoise: o.InitNoise, EvidenceInit: []float64{0.5, 1, 2, 0.25, 0.5, 1},
+		IntentParts: o.IntentParts}, p.Graph.Levels())
 	require.NoError(t, err)
 	if p.ToolText == nil {
 		for range o.Tools {

@@ -239,6 +239,11 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 	if len(q.Embedding) != r.dim {
 		return nil, &Error{Reason: fmt.Sprintf("intent embedding has dimension %d, the model takes %d", len(q.Embedding), r.dim)}
 	}
+	for i, p := range q.Parts {
+		if len(p.Embedding) != r.dim {
+			return nil, &Error{Reason: fmt.Sprintf("part %d of the intent has a %d-d embedding, the model takes %d", i, len(p.Embedding), r.dim)}
+		}
+	}
 	cat := r.pkg.Catalog
 	idx := make([]int, 0, len(cat.CapabilityIDs))
 	if q.Candidates == nil {
@@ -306,10 +311,21 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 			}
 		}
 	}
-	scores, err := r.ort.Score(shgat.Batch{B: 1, C: len(mask), N: n, Intent: q.Embedding, Context: ctxRows,
-		ContextKeys: ctxKeys, ContextMask: mask, Candidates: keys, Reliability: rel, Evidence: ev})
+	b := shgat.Batch{B: 1, C: len(mask), N: n, Intent: q.Embedding, Context: ctxRows,
+		ContextKeys: ctxKeys, ContextMask: mask, Candidates: keys, Reliability: rel, Evidence: ev}
+	if r.pkg.Model.Config.IntentParts && len(q.Parts) > 0 {
+		b = partRows(b, q)
+	}
+	scores, err := r.ort.Score(b)
 	if err != nil {
 		return nil, err
+	}
+	// A model that scores intents as the best of their parts gets one row
+	// per part; each candidate keeps its best row (shgat.Config.IntentParts).
+	for p := 1; p < b.B; p++ {
+		for j, s := range scores[p*n : (p+1)*n] {
+			scores[j] = max(scores[j], s)
+		}
 	}
 	// Best first, ties in candidate order. Each candidate becomes one
 	// uint64, (descending score key << 32) | position, so a plain sort of
@@ -340,4 +356,29 @@ func descending(f float32) uint32 {
 		b |= 1 << 31
 	}
 	return ^b
+}
+
+// partRows turns a one-row batch into one row per intent row, the whole
+// intent then each part, with the same context, evidence and candidates.
+func partRows(b shgat.Batch, q Query) shgat.Batch {
+	rows := 1 + len(q.Parts)
+	out := b
+	out.B = rows
+	out.Intent = make([]float32, 0, rows*len(q.Embedding))
+	out.Intent = append(out.Intent, q.Embedding...)
+	for _, p := range q.Parts {
+		out.Intent = append(out.Intent, p.Embedding...)
+	}
+	repeat := func(v []float32) []float32 {
+		if v == nil {
+			return nil
+		}
+		r := make([]float32, 0, rows*len(v))
+		for range rows {
+			r = append(r, v...)
+		}
+		return r
+	}
+	out.Context, out.ContextKeys, out.ContextMask, out.Evidence = repeat(b.Context), repeat(b.ContextKeys), repeat(b.ContextMask), repeat(b.Evidence)
+	return out
 }

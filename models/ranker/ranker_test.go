@@ -191,3 +191,84 @@ func TestCandidateSubsets(t *testing.T) {
 		}
 	}
 }
+
+// TestRankIntentParts: a model that scores intents as the best of their
+// parts gets one ORT row per part, and each candidate's score is the best
+// row's, as the Go scorer gives row by row.
+func TestRankIntentParts(t *testing.T) {
+	lib := testenv.ORTLibrary(t)
+	const d = 16
+	rng := rand.New(rand.NewPCG(5, 6))
+	p := testmodel.Package(t, testmodel.PackageOptions{Dim: d, Seed: 3, InitNoise: 0.2, Rand: rng, IntentParts: true})
+	r, err := ranker.Open(context.Background(), p.Dir, p.Tools, p.Caps, ranker.Options{ORTLibrary: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ev, err := evidence.New(p.Tools, p.Caps, p.ToolText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Book a flight to Rome. Then find the weather there"
+	parts := evidence.Parts(text)
+	if len(parts) != 2 {
+		t.Fatalf("parts %q", parts)
+	}
+	q := ranker.Query{Text: text, Embedding: testmodel.Unit(rng, d), ContextTools: []string{"tool2"}}
+	for _, s := range parts {
+		q.Parts = append(q.Parts, evidence.Part{Text: s, Embedding: testmodel.Unit(rng, d)})
+	}
+	got, err := r.Rank(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ev.Features(evidence.Query{Text: q.Text, Embedding: q.Embedding, Parts: q.Parts}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]float64, len(p.Catalog.Keys))
+	for i, v := range p.Catalog.Keys {
+		keys[i] = float64(v)
+	}
+	ctxRow := make([]float64, d)
+	for k := range d {
+		ctxRow[k] = float64(p.Catalog.Tools[2*d+k])
+	}
+	rel := slices.Repeat([]float64{1}, len(p.Caps))
+	want := make([]float64, len(p.Caps))
+	for i := range want {
+		want[i] = math.Inf(-1)
+	}
+	rows := [][]float32{q.Embedding, q.Parts[0].Embedding, q.Parts[1].Embedding}
+	differ := false
+	for ri, row := range rows {
+		x := make([]float64, d)
+		for k, v := range row {
+			x[k] = float64(v)
+		}
+		s, err := p.Model.Scorer().Score(shgat.Request{Intent: x, Context: [][]float64{ctxRow}, Evidence: f}, keys, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, v := range s {
+			if ri > 0 && v > want[c] {
+				differ = true // a part beats the whole intent somewhere: the max matters
+			}
+			want[c] = max(want[c], v)
+		}
+	}
+	if !differ {
+		t.Fatal("no part ever beats the whole intent: the test would not see a missing max")
+	}
+	for _, s := range got {
+		c, _ := p.Graph.CapIndex(s.ID)
+		if math.Abs(s.Score-want[c]) > 1e-4 {
+			t.Errorf("%s: ORT %v, best row in Go %v", s.ID, s.Score, want[c])
+		}
+	}
+	q.Parts[1].Embedding = q.Parts[1].Embedding[:3]
+	var re *ranker.Error
+	if _, err := r.Rank(context.Background(), q); !errors.As(err, &re) {
+		t.Errorf("part of the wrong width: %v", err)
+	}
+}

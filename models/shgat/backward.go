@@ -127,6 +127,9 @@ func (o *Output) scoreBackward(dScores [][]float64, g *Params, dx []float64) {
 	nc := len(in.Graph.Caps)
 	caps := o.x[nt*d:]
 	gemm(true, false, d, d, nc, 1, caps, dkeys, 1, g.Wk)
+	for i, v := range dkeys[:len(g.Mem)] {
+		g.Mem[i] += v
+	}
 	gemm(false, true, nc, d, d, 1, dkeys, m.Params.Wk, 1, dx[nt*d:])
 }
 

@@ -35,6 +35,14 @@ type Config struct {
 	// export score rows as always. A request that asks for three things
 	// gets each matched on its own instead of the average of the three.
 	IntentParts bool
+	// KeyMemory, when not 0, gives each capability a learned key offset:
+	// k_c = e_c·W_k + u_c, with u_c starting at 0 and decayed by L2. It must
+	// be the graph's capability count. A shared W_k can only move every key
+	// the same way; u_c learns, from the outcomes logged for c, how intents
+	// that needed c are phrased (collaborative memory, as a learned tool
+	// embedding), and stays 0 for capabilities never selected. The keys
+	// are precomputed per model version, so serving pays nothing for it.
+	KeyMemory int
 
 	// Init is "identity" (default: square projections start at I plus
 	// small noise, so the untrained model ranks like cosine similarity of
@@ -154,6 +162,8 @@ func (c Config) Check() error {
 		return bad("init", "must be identity or xavier, got %q", c.Init)
 	case !(c.InitNoise >= 0) || math.IsInf(c.InitNoise, 0):
 		return bad("init_noise", "must be ≥ 0, got %v", c.InitNoise)
+	case c.KeyMemory < 0:
+		return bad("key_memory", "must be ≥ 0, got %d", c.KeyMemory)
 	case c.EvidenceInit != nil && len(c.EvidenceInit) != len(c.Evidence):
 		return bad("evidence_init", "has %d weights for %d evidence features", len(c.EvidenceInit), len(c.Evidence))
 	case !(c.Dropout >= 0 && c.Dropout < 1):

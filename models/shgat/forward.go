@@ -99,6 +99,9 @@ func (m *Model) Forward(in Input) (*Output, error) {
 	caps := x[nt*d:]
 	keys := make([]float64, len(g.Caps)*d)
 	gemm(false, false, len(g.Caps), d, d, 1, caps, m.Params.Wk, 0, keys)
+	for i, u := range m.Params.Mem { // checkInput: KeyMemory = len(g.Caps)
+		keys[i] += u
+	}
 	o.Reps = &Reps{Dim: d, Caps: caps, Keys: keys}
 	if toolsNeeded {
 		o.Reps.Tools = x[:nt*d]

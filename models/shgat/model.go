@@ -117,6 +117,9 @@ func (m *Model) checkInput(in Input) error {
 	if in.Train && m.Config.Dropout > 0 && in.Rand == nil {
 		return bad("rand", "training with dropout needs a random source")
 	}
+	if k := m.Config.KeyMemory; k != 0 && k != len(g.Caps) {
+		return bad("graph", "has %d capabilities, the model's key memory %d", len(g.Caps), k)
+	}
 	for b, ex := range in.Batch {
 		if len(ex.Intent) != d {
 			return bad(fmt.Sprintf("batch[%d].intent", b), "has dimension %d, want %d", len(ex.Intent), d)

@@ -25,6 +25,7 @@ type Params struct {
 	CtxQ  []float64 // [D×D] context attention query projection
 	CtxG  []float64 // [1] context mixing gate logit
 	Evid  []float64 // [F] weights of the evidence features
+	Mem   []float64 // [KeyMemory×D] learned capability key offsets u_c; empty without KeyMemory
 }
 
 // Group is a named parameter group.
@@ -38,7 +39,7 @@ type Group struct {
 // capability levels.
 func NewParams(cfg Config, levels int) *Params {
 	d, n := cfg.Dim, StepCount(levels)
-	size := n*(2*d*d+cfg.Heads*cfg.HeadDim+d) + 3*d*d + 1 + len(cfg.Evidence)
+	size := n*(2*d*d+cfg.Heads*cfg.HeadDim+d) + 3*d*d + 1 + len(cfg.Evidence) + cfg.KeyMemory*d
 	p := &Params{Data: make([]float64, size)}
 	off := 0
 	take := func(k int) []float64 { s := p.Data[off : off+k : off+k]; off += k; return s }
@@ -47,6 +48,7 @@ func NewParams(cfg Config, levels int) *Params {
 		p.Steps[i] = StepParams{Child: take(d * d), Parent: take(d * d), Attn: take(cfg.Heads * cfg.HeadDim), Gate: take(d)}
 	}
 	p.Wq, p.Wk, p.CtxQ, p.CtxG, p.Evid = take(d*d), take(d*d), take(d*d), take(1), take(len(cfg.Evidence))
+	p.Mem = take(cfg.KeyMemory * d)
 	return p
 }
 
@@ -60,7 +62,12 @@ func (p *Params) Groups() []Group {
 			Group{fmt.Sprintf("step%d.attn", i), s.Attn, false},
 			Group{fmt.Sprintf("step%d.gate", i), s.Gate, false})
 	}
-	return append(gs, Group{"wq", p.Wq, true}, Group{"wk", p.Wk, true}, Group{"ctx_q", p.CtxQ, true}, Group{"ctx_gate", p.CtxG, false}, Group{"evidence", p.Evid, false})
+	gs = append(gs, Group{"wq", p.Wq, true}, Group{"wk", p.Wk, true}, Group{"ctx_q", p.CtxQ, true}, Group{"ctx_gate", p.CtxG, false}, Group{"evidence", p.Evid, false})
+	if len(p.Mem) > 0 {
+		// Not a square projection: addL2 decays it towards 0 by itself.
+		gs = append(gs, Group{"key_memory", p.Mem, false})
+	}
+	return gs
 }
 
 // init fills p deterministically from cfg.Seed.
@@ -132,6 +139,10 @@ func (p *Params) addL2(g *Params, lambda float64, cfg Config) float64 {
 			pen += w * w
 			gg[i].Data[j] += lambda * w
 		}
+	}
+	for j, w := range p.Mem {
+		pen += w * w
+		g.Mem[j] += lambda * w
 	}
 	return lambda / 2 * pen
 }

@@ -56,6 +56,12 @@ func newFixture(t *testing.T, cfg Config, train bool) *fixture {
 	if g.Levels() != 3 {
 		t.Fatalf("levels = %d, want 3", g.Levels())
 	}
+	if cfg.Evidence == nil {
+		cfg.Evidence = DefaultEvidence[:3] // the batch below carries three features
+	}
+	if cfg.KeyMemory < 0 { // -1: one offset per capability of the catalog
+		cfg.KeyMemory = len(g.Caps)
+	}
 	m, err := New(cfg, g.Levels())
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +133,7 @@ func TestGradients(t *testing.T) {
 		{"identity", Config{Dim: 12, Heads: 3, Seed: 4, InitNoise: 0.3}, false},
 		{"train-dropout-l2", Config{Dim: 8, Heads: 4, Init: "xavier", Seed: 5, Dropout: 0.3, L2: 0.01, EvidenceInit: []float64{-0.5, 0.3, 0.2}}, true},
 		{"train-l2-to-identity", Config{Dim: 8, Heads: 2, Seed: 6, InitNoise: 0.2, L2: 0.05}, true},
+		{"train-key-memory", Config{Dim: 8, Heads: 2, Seed: 8, InitNoise: 0.2, L2: 0.05, KeyMemory: -1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.cfg, tc.train)

@@ -46,6 +46,10 @@ type Config struct {
 	// weights on the training sessions, with the dense scorer frozen,
 	// before the main loop: learned fusion needs far larger moves on these
 	// few weights than the main learning rate allows. 0: off.
+	// KeyMemory gives every capability of the graph a learned key offset
+	// (shgat.Config.KeyMemory): the trainer sizes it from the data.
+	KeyMemory bool `json:"key_memory"`
+
 	FusionSteps int     `json:"fusion_steps"`
 	FusionLR    float64 `json:"fusion_lr"`
 
@@ -199,6 +203,9 @@ func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
 	}
 	mc := cfg.Model
 	mc.Dim = data.Dim()
+	if cfg.KeyMemory {
+		mc.KeyMemory = len(data.Graph.Caps)
+	}
 	model, err := shgat.New(mc, max(data.Graph.Levels(), 1))
 	if err != nil {
 		return nil, err
