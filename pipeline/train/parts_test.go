@@ -108,3 +108,21 @@ func (c *partsEncoder) Encode(ctx context.Context, texts []string) ([][]float32,
 	c.texts += len(texts)
 	return c.Encoder.Encode(ctx, texts)
 }
+
+// The list-wise multi-label loss: another success of the session is not a
+// negative (no gradient, not in the softmax); a plain negative is.
+func TestListwiseLeavesOtherSuccessesOut(t *testing.T) {
+	scores := []float64{1, 2, 0}
+	cands := []int{10, 11, 12}
+	loss, g := listwise(scores, 0, cands, map[int]bool{10: true, 11: true})
+	// softmax over {1, 0} only: p0 = e/(e+1).
+	p0 := math.E / (math.E + 1)
+	if math.Abs(loss+math.Log(p0)) > 1e-12 || g[1] != 0 || math.Abs(g[0]-(p0-1)) > 1e-12 || math.Abs(g[2]-(1-p0)) > 1e-12 {
+		t.Errorf("loss %v grad %v; want %v, [%v 0 %v]", loss, g, -math.Log(p0), p0-1, 1-p0)
+	}
+	// Without other successes, every other candidate is a negative.
+	_, g = listwise(scores, 0, cands, map[int]bool{10: true})
+	if !(g[1] > 0) {
+		t.Errorf("a negative gets no push down: %v", g)
+	}
+}

@@ -190,6 +190,7 @@ type Trainer struct {
 	valueTrained             bool // the value net has had this epoch's pass
 	done                     bool
 	fused                    *shgat.Params // right after the fusion fit (not checkpointed: for reports)
+	positives                map[string]map[int]bool // per training session: the capabilities that succeeded in it
 }
 
 // NewTrainer builds the model, the value network and the replay buffer
@@ -210,7 +211,15 @@ func NewTrainer(cfg Config, data *Data) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{cfg: cfg, data: data, model: model}
+	t := &Trainer{cfg: cfg, data: data, model: model, positives: map[string]map[int]bool{}}
+	for _, s := range data.Train {
+		if s.Success {
+			if t.positives[s.Session] == nil {
+				t.positives[s.Session] = map[int]bool{}
+			}
+			t.positives[s.Session][s.Cap] = true
+		}
+	}
 	if t.value, err = valuenet.New(t.valueConfig()); err != nil {
 		return nil, err
 	}
@@ -564,13 +573,12 @@ func (t *Trainer) trainStep() (StepStats, error) {
 		dS[i][sel[i]] += g * a
 		dCalib[0] += g * s
 		dCalib[1] += g
-		if cfg.ListwiseWeight > 0 && data.Train[batch.Items[i]].Success {
-			p := metrics.Softmax(scores, 1)
-			st.ListLoss -= w * math.Log(max(p[sel[i]], 1e-300)) * inv
-			for j := range p {
-				dS[i][j] += cfg.ListwiseWeight * w * p[j] * inv
+		if s := data.Train[batch.Items[i]]; cfg.ListwiseWeight > 0 && s.Success {
+			loss, g := listwise(scores, sel[i], examples[i].Candidates, t.positives[s.Session])
+			st.ListLoss += w * loss * inv
+			for j, v := range g {
+				dS[i][j] += cfg.ListwiseWeight * w * v * inv
 			}
-			dS[i][sel[i]] -= cfg.ListwiseWeight * w * inv
 		}
 	}
 	grads, l2, err := out.Backward(pb.spread(dS, arg))
@@ -634,4 +642,26 @@ func Evaluate(m *shgat.Model, data *Data, samples []Sample) (Validation, error) 
 	}
 	v.mean()
 	return v, nil
+}
+
+// listwise is the softmax cross-entropy of the selected candidate sel over
+// the candidates, −log p_sel, and its gradient by score, p_j − [j = sel].
+// The session's other successes (positives, by capability) are left out of
+// the softmax: a query that needs four capabilities must rank all four
+// first, so none of them is a negative of another (a list-wise multi-label
+// loss). Without that, each success's loss pushed the other three down.
+func listwise(scores []float64, sel int, candidates []int, positives map[int]bool) (float64, []float64) {
+	masked := scores
+	if len(positives) > 1 {
+		masked = slices.Clone(scores)
+		for j, c := range candidates {
+			if j != sel && positives[c] {
+				masked[j] = math.Inf(-1)
+			}
+		}
+	}
+	p := metrics.Softmax(masked, 1)
+	loss := -math.Log(max(p[sel], 1e-300))
+	p[sel]--
+	return loss, p
 }
