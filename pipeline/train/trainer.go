@@ -189,7 +189,7 @@ type Trainer struct {
 	started                  bool // the untrained model has been validated
 	valueTrained             bool // the value net has had this epoch's pass
 	done                     bool
-	fused                    *shgat.Params // right after the fusion fit (not checkpointed: for reports)
+	fused                    *shgat.Params           // right after the fusion fit (not checkpointed: for reports)
 	positives                map[string]map[int]bool // per training session: the capabilities that succeeded in it
 }
 
