@@ -56,18 +56,11 @@ func run(ctx context.Context, log *slog.Logger) error {
 	experiment := flag.String("experiment", "capflow-bench-quality", "MLflow experiment")
 	flag.Parse()
 
-	if _, err := os.Stat(filepath.Join(*modelDir, "model.onnx")); err != nil {
-		return fmt.Errorf("the MiniLM encoder is missing (%w): run make deps", err)
-	}
-	onnx, err := textembed.OpenONNX(ctx, *modelDir, textembed.ONNXOptions{})
+	onnx, st, err := bench.OpenSealTools(ctx, *dir, *modelDir, log)
 	if err != nil {
 		return err
 	}
 	defer onnx.Close()
-	st, err := bench.SealToolsStore(ctx, *dir, onnx, log)
-	if err != nil {
-		return err
-	}
 	defer st.Close()
 
 	variants := train.AblationVariants()

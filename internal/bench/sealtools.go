@@ -76,3 +76,22 @@ func SealToolsStore(ctx context.Context, dir string, enc textembed.Encoder, log 
 	log.Info("bench store prepared", "seconds", time.Since(t0).Seconds())
 	return st, nil
 }
+
+// OpenSealTools opens the real all-MiniLM-L6-v2 encoder in modelDir (make
+// deps converts it; the benchmarks refuse to run without it) and the
+// Seal-Tools store in dir (SealToolsStore). The caller closes both.
+func OpenSealTools(ctx context.Context, dir, modelDir string, log *slog.Logger) (*textembed.ONNX, *embedded.Store, error) {
+	if _, err := os.Stat(filepath.Join(modelDir, "model.onnx")); err != nil {
+		return nil, nil, fmt.Errorf("the MiniLM encoder is missing (%w): run make deps", err)
+	}
+	onnx, err := textembed.OpenONNX(ctx, modelDir, textembed.ONNXOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := SealToolsStore(ctx, dir, onnx, log)
+	if err != nil {
+		onnx.Close()
+		return nil, nil, err
+	}
+	return onnx, st, nil
+}
