@@ -190,6 +190,9 @@ func trainCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 			if err := tf.check(); err != nil {
 				return fmt.Errorf("train: %w", err)
 			}
+			if *ablation && tf.reportPrefix == "" {
+				return errors.New("train: --ablation reports on held-out queries: set --report-prefix")
+			}
 			enc, closeEnc, err := openEncoder(ctx, fs, ef, sf)
 			if err != nil {
 				return fmt.Errorf("train: %w", err)
@@ -210,9 +213,6 @@ func trainCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command {
 			stage, err := train.NewStage(scfg)
 			if err != nil {
 				return fmt.Errorf("train: %w", flagError(err))
-			}
-			if *ablation && scfg.ReportPrefix == "" {
-				return errors.New("train: --ablation reports on held-out queries: set --report-prefix")
 			}
 			r, err := tkf.runner(st, stderr, log)
 			if err != nil {

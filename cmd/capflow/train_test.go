@@ -82,6 +82,7 @@ func TestTrainFlags(t *testing.T) {
 		{[]string{"--beta-step", "1.5"}, `invalid value "1.5" for flag -beta-step`},
 		{[]string{"--learning-rate", "0.1"}, "flag provided but not defined: -learning-rate"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"--ablation"}, "--ablation reports on held-out queries: set --report-prefix"},
 	} {
 		_, err := capflow(t, append(append([]string{"train"}, missing...), tc.args...)...)
 		assert.ErrorContains(t, err, tc.want, tc.args)
