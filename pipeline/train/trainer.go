@@ -93,7 +93,7 @@ func DefaultConfig() Config {
 		BetaAnneal: BetaAnnealRun,
 		BatchSize:  32, LR: 0.001, Beta1: 0.9, Beta2: 0.999, TMax: 1000, EtaMin: 1e-6, ClipNorm: 5,
 		TDWeight: 1, CalibLR: 0.01, ListwiseWeight: 1, FusionSteps: 300, FusionLR: 0.05,
-		Epochs: 8, StepsPerEpoch: 25, Patience: 3, MinDelta: 1e-4, Monitor: "mrr",
+		Epochs: 8, StepsPerEpoch: 25, Patience: 3, MinDelta: 1e-4, Monitor: "ndcg5",
 		Seed: 1,
 	}
 }
