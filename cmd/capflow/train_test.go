@@ -48,8 +48,8 @@ func TestTrainSealTools(t *testing.T) {
 	assert.Regexp(t, `(?m)^trained 2 steps in \S+s on \d+ transitions`, out)
 	assert.Regexp(t, `(?m)^0 +0 +0\.\d{4} +0\.\d{4} +0\.\d{4} +untrained`, out)
 	assert.Regexp(t, `(?m)^1 +2 +0\.\d{4}`, out, "one row per validation epoch")
-	for _, row := range []string{"trained", "untrained", "cosine"} {
-		assert.Regexp(t, `(?m)^`+row+` +(0\.\d{4} +){4}0\.\d{4}$`, out)
+	for _, row := range []string{"trained", "untrained", "bm25", "cosine"} {
+		assert.Regexp(t, `(?m)^`+row+` +(0\.\d{4} +){5}0\.\d{4}$`, out, "MRR, nDCG@5, Hit@1/3/5, COMP@5")
 	}
 	assert.Regexp(t, `(?m)^run +[0-9a-f]{32} \(parent [0-9a-f]{32}, experiment \d+\)$`, out)
 	assert.Contains(t, out, "model   models:/"+name+"/1\n")
