@@ -204,6 +204,11 @@ func runFold(ctx context.Context, data *Loaded, cfg Config, fold map[string]int,
 	for _, q := range queries(test) {
 		f.Sessions = append(f.Sessions, q.session)
 	}
+	if len(queries(fd.Valid)) == 0 {
+		// The trainer would refuse it too, without saying which setting
+		// to change.
+		return f, &ConfigError{Field: "valid_fraction", Reason: fmt.Sprintf("none of this fold's %d training sessions held out for early stopping has a success: raise the fraction or change the split seed", f.TrainSessions+f.ValidSessions)}
+	}
 	tr, err := NewTrainer(cfg, fd)
 	if err != nil {
 		return f, err

@@ -160,6 +160,14 @@ func TestCrossValidateBadInput(t *testing.T) {
 	assert.Equal(t, "cv", ce.Field)
 	assert.ErrorContains(t, err, "31 folds of 30 sessions with a success")
 
+	// A hold-out so small that a fold has no early-stopping session.
+	data, err := train.Load(ctx, train.Source{Store: st, Encoder: enc, ValidFraction: 0.03}, quick().Model)
+	require.NoError(t, err)
+	_, err = train.CrossValidate(ctx, data, quick(), train.CVOptions{K: 3})
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "valid_fraction", ce.Field)
+	assert.ErrorContains(t, err, "train: cross-validation fold ")
+
 	// The catalog without experiences; the catalog and experiences
 	// without features.
 	empty, err := embedded.Open(filepath.Join(t.TempDir(), "empty.db"), featurestore.Config{TextDim: 16})
