@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -48,11 +49,17 @@ var evaluateOnly = []string{"model", "against", "queries", "query-prefix", "hold
 
 // mode says whether the flags ask for cross-validation, and refuses flags
 // of the other mode: a flag that would be silently ignored is an error.
+// Flags with a CAPFLOW_ environment variable are let through: the
+// environment is shared by every command (CAPFLOW_EPOCHS=3 is for capflow
+// train as much as for evaluate --cv), so what it sets is no mistake of
+// this command line.
 func (c *cvFlags) mode(fs *flag.FlagSet) (cv bool, err error) {
 	var set []string
 	fs.Visit(func(f *flag.Flag) {
-		set = append(set, f.Name)
 		cv = cv || f.Name == "cv"
+		if os.Getenv(envVar(f.Name)) == "" {
+			set = append(set, f.Name)
+		}
 	})
 	for _, name := range set {
 		switch {
@@ -63,6 +70,12 @@ func (c *cvFlags) mode(fs *flag.FlagSet) (cv bool, err error) {
 		}
 	}
 	return cv, nil
+}
+
+// envVar is the environment variable of a flag (ffOptions: the CAPFLOW
+// prefix, the name in upper case, - as _).
+func envVar(flagName string) string {
+	return "CAPFLOW_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // cvRun is what runCrossValidation needs from the evaluate command.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -103,8 +104,15 @@ func TestEvaluateCrossValidationBadInput(t *testing.T) {
 		}
 	}
 
+	// The environment serves every command: a training setting there is
+	// not refused when evaluate runs without --cv.
+	t.Setenv("CAPFLOW_EPOCHS", "3")
+	_, err := capflow(t, "evaluate", "--store-path", missing, "--no-tracking")
+	assert.ErrorContains(t, err, "give exactly one of --queries and --query-prefix")
+	os.Unsetenv("CAPFLOW_EPOCHS")
+
 	path, d := cvStore(t)
-	_, err := capflow(t, append([]string{"evaluate", "--cv", "161", "--store-path", path, "--no-tracking"}, cvQuick...)...)
+	_, err = capflow(t, append([]string{"evaluate", "--cv", "161", "--store-path", path, "--no-tracking"}, cvQuick...)...)
 	assert.ErrorContains(t, err, "evaluate: --cv: pipeline: stage cross-validation: train: config cv: 161 folds of 160 sessions with a success: want 2 ≤ K ≤ 160")
 	if assert.ErrorAs(t, err, &ce) {
 		assert.Equal(t, "cv", ce.Field)
