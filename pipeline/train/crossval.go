@@ -127,8 +127,10 @@ func AssignFolds(sessions []string, k int, seed uint64) (map[string]int, error) 
 // Sessions without a success have nothing to rank: they are never tested
 // and train in every fold. Folds are AssignFolds(sessions with a success,
 // K, Seed); every fold trains with the same cfg (and seed), so the result
-// is deterministic. Bad K is a *ConfigError on "cv"; a fold whose training
-// side cannot be trained on is a *DataError wrapped with the fold.
+// is deterministic. Bad K is a *ConfigError on "cv"; a fold whose
+// early-stopping hold-out has no session with a success, a *ConfigError on
+// "valid_fraction", and other data a fold cannot train on, the trainer's
+// *DataError, both wrapped with the fold.
 func CrossValidate(ctx context.Context, data *Loaded, cfg Config, opts CVOptions) (*CrossValidation, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"math"
 	"slices"
 	"testing"
 )
@@ -42,5 +43,43 @@ func TestSelectSessionsKeepsLinks(t *testing.T) {
 		if s.Next >= 0 && all[s.Next].Session != s.Session {
 			t.Errorf("sample %d (session %s) links to session %s", i, s.Session, all[s.Next].Session)
 		}
+	}
+}
+
+// TestPairedHandComputed: differences {0.5, 0, −0.25} have mean 1/12 and
+// variance ((5/12)² + (1/12)² + (4/12)²)/2 = 7/48, so the 95% interval is
+// 1/12 ± 1.96·√(7/48)/√3; the ablation pairs one row's queries, the
+// cross-validation pools its folds' sessions in fold order.
+func TestPairedHandComputed(t *testing.T) {
+	scores := func(ndcg ...float64) Validation {
+		v := Validation{}
+		for _, x := range ndcg {
+			v.PerQuery = append(v.PerQuery, QueryScore{NDCG5: x, RR: 1 - x})
+		}
+		return v
+	}
+	half := 1.96 * math.Sqrt(7.0/48) / math.Sqrt(3)
+	check := func(name string, d Diff, ok bool, mean float64) {
+		t.Helper()
+		if !ok || math.Abs(d.Mean-mean) > 1e-12 || math.Abs(d.Low-(mean-half)) > 1e-12 || math.Abs(d.High-(mean+half)) > 1e-12 || d.Queries != 3 {
+			t.Errorf("%s: %+v (ok %v), want mean %v ± %v over 3", name, d, ok, mean, half)
+		}
+	}
+	ab := &Ablation{Rows: []AblationRow{{Variant: VariantFull, Report: scores(1, 0.5, 0.25)}, {Variant: VariantEvidence, Report: scores(0.5, 0.5, 0.5)}}}
+	d, ok := ab.Paired(VariantFull, VariantEvidence)
+	check("ablation", d, ok, 1.0/12)
+	cv := &CrossValidation{Folds: []CVFold{
+		{Systems: map[string]Validation{SystemTrained: scores(1, 0.5), VariantEvidence: scores(0.5, 0.5)}},
+		{Systems: map[string]Validation{SystemTrained: scores(0.25), VariantEvidence: scores(0.5)}},
+	}}
+	d, ok = cv.Paired(SystemTrained, VariantEvidence, "ndcg_at_5")
+	check("cross-validation nDCG@5", d, ok, 1.0/12)
+	d, ok = cv.Paired(SystemTrained, VariantEvidence, "mrr") // RR = 1 − nDCG: the differences change sign
+	check("cross-validation MRR", d, ok, -1.0/12)
+	if _, ok := cv.Paired(SystemTrained, VariantBM25, "mrr"); ok {
+		t.Error("a system no fold measured has no difference")
+	}
+	if _, ok := cv.Paired(SystemTrained, VariantEvidence, "hit_at_1"); ok {
+		t.Error("hit_at_1 has no per-session scores")
 	}
 }
