@@ -32,8 +32,8 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 	queriesFile := fs.String("queries", "", "decision queries (gate, promotion): a queries.jsonl in the interchange format (id, intent, context_tools, relevant)")
 	prefix := fs.String("query-prefix", "", "decision queries (gate, promotion): the store's queries whose id has this prefix (Seal-Tools: dev- with --holdout)")
 	holdout := fs.Bool("holdout", false, "keep only the decision queries that training held out for validation (its session split: same --valid-fraction and --split-seed as capflow train); never decide on queries the model was fitted on")
-	validFraction := fs.Float64("valid-fraction", 0.2, "with --holdout: capflow train's --valid-fraction")
-	splitSeed := fs.Uint64("split-seed", 0, "with --holdout: capflow train's --split-seed")
+	validFraction := fs.Float64("valid-fraction", 0.2, "with --holdout: capflow train's --valid-fraction; with --cv: the fraction of each fold's training sessions held out for early stopping")
+	splitSeed := fs.Uint64("split-seed", 0, "with --holdout: capflow train's --split-seed; with --cv: the seed of that hold-out")
 	reportFile := fs.String("report-queries", "", "queries.jsonl evaluated and logged as report_* only: never read by the gate")
 	reportPrefix := fs.String("report-prefix", "", "the store's queries with this prefix, evaluated and logged as report_* only (Seal-Tools: test_in_domain-)")
 	calibFile := fs.String("calibration-queries", "", "queries.jsonl the softmax temperatures are fitted on (disjoint from the evaluated ones)")
@@ -44,9 +44,10 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 	promote := fs.String("promote", "", "move the model to this stage (Production) when the gate says improved")
 	asJSON := fs.Bool("json", false, "print one JSON object with every metric and the decision")
 	ortLib := fs.String("ort-library", "", "libonnxruntime.so (default $ONNXRUNTIME_SHARED_LIBRARY_PATH)")
+	cvf := newCVFlags(fs)
 	return &ffcli.Command{
 		Name:       "evaluate",
-		ShortUsage: "capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P [--holdout]) [--report-prefix R] [flags]",
+		ShortUsage: "capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P [--holdout]) [--report-prefix R] [flags]\n       capflow evaluate --cv K [training flags] [flags]",
 		ShortHelp:  "evaluate a model against Production and the baselines; the promotion gate",
 		LongHelp: "Ranks the decision queries (--queries or --query-prefix, with --holdout only those training held " +
 			"out) with the model, the reference (Production by default) and the cosine and BM25 baselines, computes " +
@@ -55,12 +56,23 @@ func evaluateCommand(stdout, stderr io.Writer, log *slog.Logger) *ffcli.Command 
 			"MLflow with a report (JSON, Markdown, plots). The report queries (--report-prefix or --report-queries) " +
 			"are ranked and logged as report_* but decide nothing. Decision or report queries the candidate was " +
 			"trained on, as its training run records, are refused. With --promote the model moves only when the gate " +
-			"says improved.",
+			"says improved. With --cv K it instead cross-validates training on the store's logged experiences: " +
+			"K folds grouped by session, a model trained per fold on the others (its early stopping on their " +
+			"held-out part), the mean ± sd across folds of the trained model, evidence-fit-only, BM25 and cosine, " +
+			"and the paired difference trained − evidence over every session.",
 		FlagSet: fs,
 		Options: ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 0 {
 				return fmt.Errorf("evaluate: unexpected arguments %q", args)
+			}
+			cv, err := cvf.mode(fs)
+			if err != nil {
+				return fmt.Errorf("evaluate: %w", err)
+			}
+			if cv {
+				return cvf.run(ctx, cvRun{fs: fs, sf: sf, ef: ef, tf: tf, levels: *levels, validFraction: *validFraction,
+					splitSeed: *splitSeed, asJSON: *asJSON}, stdout, stderr, log)
 			}
 			if (*queriesFile == "") == (*prefix == "") {
 				return errors.New("evaluate: give exactly one of --queries and --query-prefix")

@@ -10,6 +10,7 @@
 //	capflow model register|promote|rollback|download|show …
 //	capflow train [--config FILE] [flags]
 //	capflow evaluate [--model URI|cosine|bm25] [--against Production] (--queries FILE | --query-prefix P [--holdout]) [--report-prefix R] [flags]
+//	capflow evaluate --cv K [training flags] [flags]
 //	capflow serve [--follow Production|@alias] [--canary STAGE --canary-percent P] [--addr HOST:PORT] [flags]
 //
 // Every flag can also come from the environment (CAPFLOW_ + the flag name in

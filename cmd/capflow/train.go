@@ -36,22 +36,7 @@ type trainFlags struct {
 func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	t := &trainFlags{cfg: train.DefaultConfig(), src: train.Source{ValidFraction: 0.2}}
 	c := &t.cfg
-	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs (each ends with a validation)")
-	fs.IntVar(&c.StepsPerEpoch, "steps-per-epoch", c.StepsPerEpoch, "optimiser steps per epoch (0: one pass over the training transitions)")
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "transitions per step (prioritised replay batch)")
-	fs.Float64Var(&c.LR, "lr", c.LR, "Adam learning rate (cosine-annealed)")
-	fs.Float64Var(&c.ListwiseWeight, "listwise-weight", c.ListwiseWeight, "weight of the softmax loss over the candidate pool (0: off)")
-	fs.Float64Var(&c.TDWeight, "td-weight", c.TDWeight, "weight of the importance-weighted TD loss (0: off)")
-	fs.IntVar(&c.FusionSteps, "fusion-steps", c.FusionSteps, "full-batch steps fitting the evidence weights before the main loop (0: off)")
-	fs.Float64Var(&c.FusionLR, "fusion-lr", c.FusionLR, "learning rate of the evidence-weight fit")
-	fs.Var(betaStepFlag{c}, "beta-step", `PER β schedule: "run" rises from 0.4 to exactly 1 at the run's last planned step (epochs × steps per epoch); a number in [0,1] is added to β per step instead, capped at 1`)
-	fs.IntVar(&c.Patience, "patience", c.Patience, "epochs without improvement before stopping early")
-	fs.StringVar(&c.Monitor, "monitor", c.Monitor, "validation metric that picks the best epoch: mrr, hit1, hit3, hit5 or ndcg5")
-	fs.Float64Var(&c.Model.L2, "l2", c.Model.L2, "decay of the projections towards their initial centre")
-	fs.BoolVar(&c.KeyMemory, "key-memory", c.KeyMemory, "learn a key offset per capability (collaborative memory of the intents that needed it)")
-	fs.BoolVar(&c.Model.IntentParts, "intent-parts", c.Model.IntentParts, "score an intent as the best of its parts (the whole intent and each clause)")
-	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, "dropout on attention messages, in [0,1)")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the model's initialisation, sampling and dropout")
+	addTrainingFlags(fs, c, "")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "write a resumable checkpoint every this many steps under --out-dir (0: none)")
 	fs.StringVar(&t.outDir, "out-dir", "", "keep the model folder and checkpoints here (default: a temporary folder, removed after logging)")
 	fs.StringVar(&t.src.PseudoPrefix, "pseudo-prefix", "", `train on pseudo-sessions from the queries whose id has this prefix instead of logged experiences (Seal-Tools: "dev-"); a query's calls become a multi-step plan`)
@@ -66,6 +51,29 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.BoolVar(&t.noRegister, "no-register", false, "log the model to the run but do not register it")
 	fs.StringVar(&t.reportPrefix, "report-prefix", "", `also evaluate on the queries whose id has this prefix against the untrained model and cosine similarity (Seal-Tools: "test_in_domain-")`)
 	return t
+}
+
+// addTrainingFlags defines the flags of the training configuration c (the
+// model, the losses, the optimiser, early stopping, the seed), with c's
+// values as defaults: capflow train and capflow evaluate --cv train the
+// same way. about prefixes every usage line ("with --cv: ").
+func addTrainingFlags(fs *flag.FlagSet, c *train.Config, about string) {
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, about+"training epochs (each ends with a validation)")
+	fs.IntVar(&c.StepsPerEpoch, "steps-per-epoch", c.StepsPerEpoch, about+"optimiser steps per epoch (0: one pass over the training transitions)")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, about+"transitions per step (prioritised replay batch)")
+	fs.Float64Var(&c.LR, "lr", c.LR, about+"Adam learning rate (cosine-annealed)")
+	fs.Float64Var(&c.ListwiseWeight, "listwise-weight", c.ListwiseWeight, about+"weight of the softmax loss over the candidate pool (0: off)")
+	fs.Float64Var(&c.TDWeight, "td-weight", c.TDWeight, about+"weight of the importance-weighted TD loss (0: off)")
+	fs.IntVar(&c.FusionSteps, "fusion-steps", c.FusionSteps, about+"full-batch steps fitting the evidence weights before the main loop (0: off)")
+	fs.Float64Var(&c.FusionLR, "fusion-lr", c.FusionLR, about+"learning rate of the evidence-weight fit")
+	fs.Var(betaStepFlag{c}, "beta-step", about+`PER β schedule: "run" rises from 0.4 to exactly 1 at the run's last planned step (epochs × steps per epoch); a number in [0,1] is added to β per step instead, capped at 1`)
+	fs.IntVar(&c.Patience, "patience", c.Patience, about+"epochs without improvement before stopping early")
+	fs.StringVar(&c.Monitor, "monitor", c.Monitor, about+"validation metric that picks the best epoch: mrr, hit1, hit3, hit5 or ndcg5")
+	fs.Float64Var(&c.Model.L2, "l2", c.Model.L2, about+"decay of the projections towards their initial centre")
+	fs.BoolVar(&c.KeyMemory, "key-memory", c.KeyMemory, about+"learn a key offset per capability (collaborative memory of the intents that needed it)")
+	fs.BoolVar(&c.Model.IntentParts, "intent-parts", c.Model.IntentParts, about+"score an intent as the best of its parts (the whole intent and each clause)")
+	fs.Float64Var(&c.Model.Dropout, "dropout", c.Model.Dropout, about+"dropout on attention messages, in [0,1)")
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, about+"seed of the model's initialisation, sampling and dropout")
 }
 
 // betaStepFlag is --beta-step: "run" selects train.BetaAnnealRun, a number
@@ -107,8 +115,13 @@ func (t *trainFlags) check() error {
 		return fmt.Errorf("--stage must be Staging, Production or None, got %q", t.stage)
 	}
 	t.stage = string(st) // any case on the command line, MLflow's spelling from here
-	// The model's own check runs only once the data is loaded.
-	if m := t.cfg.Model; !(m.Dropout >= 0 && m.Dropout < 1) || !(m.L2 >= 0) {
+	return checkTrainingFlags(t.cfg)
+}
+
+// checkTrainingFlags rejects the model flags of addTrainingFlags that only
+// the model's own check, once the data is loaded, would find wrong.
+func checkTrainingFlags(c train.Config) error {
+	if m := c.Model; !(m.Dropout >= 0 && m.Dropout < 1) || !(m.L2 >= 0) {
 		return fmt.Errorf("--dropout must be in [0,1) and --l2 ≥ 0, got %v and %v", m.Dropout, m.L2)
 	}
 	return nil

@@ -176,7 +176,7 @@ func Ablate(ctx context.Context, r *pipeline.Runner, base StageConfig, variants 
 	return ab, res, nil
 }
 
-// Diff is a paired difference of per-query nDCG@5 with its 95% interval
+// Diff is a paired difference of a per-query metric with its 95% interval
 // (normal approximation over the queries).
 type Diff struct {
 	Mean, Low, High float64
@@ -187,13 +187,29 @@ type Diff struct {
 func (a *Ablation) Paired(x, y string) (Diff, bool) {
 	rx, ok1 := a.Row(x)
 	ry, ok2 := a.Row(y)
-	n := len(rx.Report.PerQuery)
-	if !ok1 || !ok2 || n < 2 || n != len(ry.Report.PerQuery) {
+	if !ok1 || !ok2 {
+		return Diff{}, false
+	}
+	xs, ys := make([]float64, len(rx.Report.PerQuery)), make([]float64, len(ry.Report.PerQuery))
+	for i, q := range rx.Report.PerQuery {
+		xs[i] = q.NDCG5
+	}
+	for i, q := range ry.Report.PerQuery {
+		ys[i] = q.NDCG5
+	}
+	return pairedDiff(xs, ys)
+}
+
+// pairedDiff is the mean of xs[i] − ys[i] with its 95% interval (normal
+// approximation); false unless both have the same length, at least 2.
+func pairedDiff(xs, ys []float64) (Diff, bool) {
+	n := len(xs)
+	if n < 2 || n != len(ys) {
 		return Diff{}, false
 	}
 	var mean, m2 float64
 	for i := range n {
-		d := rx.Report.PerQuery[i].NDCG5 - ry.Report.PerQuery[i].NDCG5
+		d := xs[i] - ys[i]
 		delta := d - mean
 		mean += delta / float64(i+1)
 		m2 += delta * (d - mean)

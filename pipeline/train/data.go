@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -44,10 +45,26 @@ type Data struct {
 // Dim is the embedding width.
 func (d *Data) Dim() int { return len(d.Features.Caps) / max(len(d.Graph.Caps), 1) }
 
-// DataError says why data cannot be assembled.
-type DataError struct{ Reason string }
+// DataError says why data cannot be assembled. Err, when set, is the kind
+// (ErrNoExperiences, ErrNoFeatures) and what caused it, for errors.Is/As.
+type DataError struct {
+	Reason string
+	Err    error
+}
 
 func (e *DataError) Error() string { return "train: data: " + e.Reason }
+
+func (e *DataError) Unwrap() error { return e.Err }
+
+// Kinds of DataError that callers act on: a command line says which
+// command to run first.
+var (
+	// ErrNoExperiences: the store has no experiences to train on.
+	ErrNoExperiences = errors.New("no experiences")
+	// ErrNoFeatures: a capability has no features row (the features stage
+	// has not run on this catalog).
+	ErrNoFeatures = errors.New("capability features not built")
+)
 
 // Resolve turns transitions into samples: intent embeddings come from
 // intents (keyed by featurestore.IntentHash), ids become indices. A

@@ -84,6 +84,11 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		return nil, err
 	}
 	rows, err := st.CapabilityFeatures(ctx, g.Caps)
+	if featurestore.IsNotFound(err) {
+		// Both kinds wrapped: callers test ErrNoFeatures, and the store's
+		// *NotFoundError still names the capability.
+		return nil, &DataError{Reason: fmt.Sprintf("capability features: %v (run the features stage first)", err), Err: fmt.Errorf("%w: %w", ErrNoFeatures, err)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train: capability features (run the features stage first): %w", err)
 	}
@@ -143,7 +148,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		ts = Transitions(exps, rewards)
 	}
 	if len(exps) == 0 {
-		return nil, &DataError{Reason: "no experiences to train on (log some, or set a pseudo-experience query prefix)"}
+		return nil, &DataError{Reason: "no experiences to train on (log some, or set a pseudo-experience query prefix)", Err: ErrNoExperiences}
 	}
 	intents, err := IntentEmbeddings(ctx, st, src.Encoder, exps)
 	if err != nil {
