@@ -62,6 +62,9 @@ type Loaded struct {
 	ToolText       [][]float32 // unit text embeddings of the tools (evidence.ToolText)
 	Evidence       *Evidence   // nil when Source.NoEvidence
 	Parts          *Parts      // the intents' parts (evidence and, with IntentParts, scored rows)
+	// Plans counts the pseudo-sessions with a multi-step plan (0 when the
+	// queries carry no calls, e.g. a store imported by an older capflow).
+	Plans int
 
 	store featurestore.Store
 }
@@ -128,8 +131,9 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		rewards = DefaultRewards() // the zero value would make every reward 0
 	}
 	var (
-		exps []featurestore.Experience
-		ts   []Transition
+		exps  []featurestore.Experience
+		ts    []Transition
+		plans int
 	)
 	if src.PseudoPrefix != "" {
 		train, err := featurestore.QueriesWithPrefix(ctx, st, src.PseudoPrefix)
@@ -139,6 +143,9 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		sessions := featurestore.PseudoSessions(train, caps, src.pseudoOptions())
 		for _, s := range sessions {
 			exps = append(exps, s.Experiences()...)
+			if len(s.Episodes) > 0 && len(s.Episodes[0]) > 1 {
+				plans++
+			}
 		}
 		ts = PseudoTransitions(sessions, rewards)
 	} else {
@@ -200,7 +207,7 @@ func Load(ctx context.Context, src Source, model shgat.Config) (*Loaded, error) 
 		return nil, err
 	}
 	return &Loaded{Data: data, Intents: intents, FeatureVersion: version, Split: sp, Capabilities: caps, Tools: tools,
-		ToolText: vecs, Evidence: ev, Parts: parts, store: st}, nil
+		ToolText: vecs, Evidence: ev, Parts: parts, Plans: plans, store: st}, nil
 }
 
 // IntentEmbeddings returns the embedding of every distinct (intent, context)

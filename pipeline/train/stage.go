@@ -140,7 +140,11 @@ func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) 
 	if err != nil {
 		return nil, err
 	}
-	env.Logger.Info("training data", "train", len(data.Train), "valid", len(data.Valid), "pool", len(data.Pool),
+	if src.PseudoPrefix != "" && !src.PseudoSingleStep && data.Plans == 0 {
+		env.Logger.Warn("no query has its calls: every pseudo-session is single-step (re-import the dataset with this capflow to train multi-step plans)",
+			"prefix", src.PseudoPrefix)
+	}
+	env.Logger.Info("training data", "train", len(data.Train), "valid", len(data.Valid), "pool", len(data.Pool), "plans", data.Plans,
 		"capabilities", len(data.Graph.Caps), "tools", len(data.Graph.Tools), "seconds", time.Since(t0).Seconds())
 
 	out := cfg.OutDir

@@ -102,6 +102,7 @@ func TestStageSealTools(t *testing.T) {
 		byContext[len(s.Context)]++
 	}
 	assert.Equal(t, 1104, links)
+	assert.Equal(t, 500, data.Plans, "500 of the 700 dev queries make more than one call")
 	assert.Positive(t, byContext[2])
 	assert.Positive(t, byContext[5])
 
