@@ -68,14 +68,10 @@ func (s *CVStage) Run(ctx context.Context, env *pipeline.Env) error {
 // is a *DataError wrapping ErrNoExperiences, one without capability
 // features a *DataError wrapping ErrNoFeatures.
 func (s *CVStage) CrossValidate(ctx context.Context, env *pipeline.Env) (*CrossValidation, error) {
-	if env.Store == nil {
-		return nil, &ConfigError{Field: "store", Reason: "the pipeline has no feature store"}
-	}
 	cfg := s.cfg
-	src := cfg.Source
-	src.Store, src.Encoder = env.Store, cfg.Encoder
-	if src.Rewards == (Rewards{}) {
-		src.Rewards = cfg.Train.Reward
+	src, err := stageSource(env, cfg.Source, cfg.Encoder, cfg.Train.Reward)
+	if err != nil {
+		return nil, err
 	}
 	data, err := Load(ctx, src, cfg.Train.Model)
 	if err != nil {

@@ -126,14 +126,10 @@ func (s *Stage) Run(ctx context.Context, env *pipeline.Env) error {
 
 // Train is Run returning the summary.
 func (s *Stage) Train(ctx context.Context, env *pipeline.Env) (*Summary, error) {
-	if env.Store == nil {
-		return nil, &ConfigError{Field: "store", Reason: "the pipeline has no feature store"}
-	}
 	cfg := s.cfg
-	src := cfg.Source
-	src.Store, src.Encoder = env.Store, cfg.Encoder
-	if src.Rewards == (Rewards{}) {
-		src.Rewards = cfg.Train.Reward
+	src, err := stageSource(env, cfg.Source, cfg.Encoder, cfg.Train.Reward)
+	if err != nil {
+		return nil, err
 	}
 	t0 := time.Now()
 	data, err := Load(ctx, src, cfg.Train.Model)
@@ -465,4 +461,17 @@ func (v Validation) metrics(prefix string) map[string]float64 {
 		prefix + "mrr": v.MRR, prefix + "hit_at_1": v.Hit1, prefix + "hit_at_3": v.Hit3, prefix + "hit_at_5": v.Hit5,
 		prefix + "ndcg_at_5": v.NDCG5, prefix + "comp_at_5": v.Comp5,
 	}
+}
+
+// stageSource is a stage's data source: the pipeline's store, the stage's
+// encoder, and the training config's rewards unless the source sets its own.
+func stageSource(env *pipeline.Env, src Source, enc textembed.Encoder, rewards Rewards) (Source, error) {
+	if env.Store == nil {
+		return Source{}, &ConfigError{Field: "store", Reason: "the pipeline has no feature store"}
+	}
+	src.Store, src.Encoder = env.Store, enc
+	if src.Rewards == (Rewards{}) {
+		src.Rewards = rewards
+	}
+	return src, nil
 }
