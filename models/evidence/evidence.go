@@ -35,6 +35,10 @@ var Names = []string{
 // F is the number of features per candidate.
 const F = 6
 
+// FirstPart is the first column that reads the intent's parts: Names[:FirstPart]
+// read the whole intent only.
+const FirstPart = 3
+
 // Columns maps feature names (a model's shgat.Config.Evidence) to their
 // columns in Features' rows, so a model packaged with fewer or reordered
 // features reads exactly the ones it was trained on.

@@ -295,7 +295,14 @@ func (r *Ranker) Rank(ctx context.Context, q Query) ([]Scored, error) {
 	}
 	var ev []float32
 	if r.ev != nil {
-		f, err := r.ev.Features(evidence.Query{Text: q.Text, Embedding: q.Embedding, Parts: q.Parts}, idx)
+		eq := evidence.Query{Text: q.Text, Embedding: q.Embedding}
+		if slices.ContainsFunc(r.cols, func(c int) bool { return c >= evidence.FirstPart }) {
+			// Only the part features read the parts: a model packaged with
+			// the whole-intent features alone does not pay a BM25 pass and
+			// the tool cosines per part for columns it drops.
+			eq.Parts = q.Parts
+		}
+		f, err := r.ev.Features(eq, idx)
 		if err != nil {
 			return nil, err
 		}

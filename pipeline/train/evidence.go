@@ -28,18 +28,21 @@ func NewParts(enc textembed.Encoder) *Parts {
 func (p *Parts) Prepare(ctx context.Context, texts []string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.encode(ctx, texts)
+	var parts []string
+	for _, t := range texts {
+		parts = append(parts, evidence.Parts(t)...)
+	}
+	return p.encode(ctx, parts)
 }
 
-func (p *Parts) encode(ctx context.Context, texts []string) error {
+// encode encodes the parts not encoded yet, once each.
+func (p *Parts) encode(ctx context.Context, parts []string) error {
 	var todo []string
 	seen := map[string]bool{}
-	for _, t := range texts {
-		for _, s := range evidence.Parts(t) {
-			if _, ok := p.emb[s]; !ok && !seen[s] {
-				seen[s] = true
-				todo = append(todo, s)
-			}
+	for _, s := range parts {
+		if _, ok := p.emb[s]; !ok && !seen[s] {
+			seen[s] = true
+			todo = append(todo, s)
 		}
 	}
 	if len(todo) == 0 {
@@ -64,7 +67,7 @@ func (p *Parts) Of(ctx context.Context, text string) ([]evidence.Part, error) {
 	if len(parts) < 2 {
 		return nil, nil
 	}
-	if err := p.encode(ctx, []string{text}); err != nil {
+	if err := p.encode(ctx, parts); err != nil {
 		return nil, err
 	}
 	out := make([]evidence.Part, len(parts))
